@@ -1,0 +1,148 @@
+import type { CloudEventV1 } from "cloudevents";
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import * as v from "valibot";
+import { type UnreadableRequest, receiveEvent } from "./events/receive.ts";
+import { doneEvent, failedEvent, replyWith, type ResultStamp } from "./events/results.ts";
+import { describeIssues, type FailedData, PendingData } from "./events/schema.ts";
+import type { EventSink } from "./events/sink.ts";
+import { EventTypes } from "./events/types.ts";
+import { isTransient, KubeApiError } from "./kube/errors.ts";
+import type { Logger } from "./observability/log.ts";
+import type { Metrics, Outcome } from "./observability/metrics.ts";
+import { type Provisioned, provisionClient, type ProvisionerOptions } from "./provision/provisioner.ts";
+
+/** Everything the app needs, built by an entrypoint; the app itself touches no runtime API. */
+export interface AppOptions {
+  provisioner: ProvisionerOptions;
+  stamp: ResultStamp;
+  /** Knative's K_SINK: results are delivered there too, before the request is answered. */
+  sink?: EventSink;
+  metrics: Metrics;
+  log: Logger;
+  /** Whether the API server answers; backs `/readyz`. */
+  ready: () => Promise<boolean>;
+  /** Requests handled at once; beyond it, 429 + Retry-After so the sender backs off instead of piling up. */
+  maxInFlight: number;
+  maxBodyBytes: number;
+}
+
+const KNOWN_TYPES = new Set<string>(Object.values(EventTypes));
+
+/** The service as a function of its dependencies: `createApp(options).fetch(request)` answers one request. */
+export function createApp(options: AppOptions): Hono {
+  const { metrics, log } = options;
+  const app = new Hono();
+  let inFlight = 0;
+
+  app.get("/healthz", (c) => c.text("ok"));
+  app.get("/readyz", async (c) => (await options.ready()) ? c.text("ok") : c.text("Kubernetes API server unreachable", 503));
+  app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
+
+  app.post(
+    "/",
+    bodyLimit({
+      maxSize: options.maxBodyBytes,
+      onError: (c) => c.json({ error: `request body larger than ${options.maxBodyBytes} bytes` }, 413),
+    }),
+    async (c) => {
+      if (inFlight >= options.maxInFlight) {
+        metrics.countEvent("unread", "busy");
+        return c.json({ error: "too many events in flight; retry later" }, 429, { "retry-after": "1" });
+      }
+      inFlight++;
+      try {
+        return await handleEvent(c.req.raw);
+      } finally {
+        inFlight--;
+      }
+    },
+  );
+
+  /** One event, start to end: read → validate → provision (dedupe + create + verify) → answer. */
+  async function handleEvent(request: Request): Promise<Response> {
+    const started = performance.now();
+    let event: CloudEventV1<unknown>;
+    try {
+      event = await receiveEvent(request);
+    } catch (error) {
+      const unreadable = error as UnreadableRequest;
+      if (typeof unreadable.status !== "number") throw error;
+      metrics.countEvent("unread", "rejected");
+      log({ msg: "request rejected", status: unreadable.status, error: unreadable.message });
+      return Response.json({ error: unreadable.message }, { status: unreadable.status });
+    }
+
+    const finish = (outcome: Outcome, fields: Record<string, string | number | undefined> = {}) => {
+      metrics.countEvent(KNOWN_TYPES.has(event.type) ? event.type : "other", outcome);
+      log({ msg: "event", id: event.id, source: event.source, type: event.type, outcome, ms: Math.round(performance.now() - started), ...fields });
+    };
+
+    if (event.type !== EventTypes.pending) {
+      finish("ignored");
+      return new Response(null, { status: 202 });
+    }
+
+    const data = v.safeParse(PendingData, decodeData(event.data));
+    const gateway = data.success ? data.output.gateway_name : undefined;
+    let reply: CloudEventV1<unknown>;
+    let pod: string | undefined;
+    if (!data.success) {
+      reply = failedEvent(options.stamp, event, { reason: "InvalidEventData", message: describeIssues(data.issues) });
+    } else {
+      let result: Provisioned;
+      try {
+        result = await provisionClient(options.provisioner, { source: event.source, id: event.id, gatewayName: data.output.gateway_name });
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        finish("retry", { gateway, error: (error as Error).message });
+        return retryLater(`Kubernetes is unavailable: ${(error as Error).message}`, error);
+      }
+      metrics.observeProvisioning((performance.now() - started) / 1000);
+      pod = result.name;
+      reply = result.ok
+        ? doneEvent(options.stamp, event, {
+          pod_name: result.name,
+          namespace: result.namespace,
+          gateway_name: data.output.gateway_name,
+          message: `client pod ${result.namespace}/${result.name} is routed by gateway ${data.output.gateway_name}`,
+        }, result.pod.metadata?.creationTimestamp)
+        : failedEvent(options.stamp, event, { reason: result.reason, message: result.message, gateway_name: data.output.gateway_name }, result.name);
+    }
+
+    try {
+      await options.sink?.send(reply);
+    } catch (error) {
+      finish("retry", { gateway, pod, error: (error as Error).message });
+      return retryLater(`result not delivered to K_SINK: ${(error as Error).message}`);
+    }
+    const failure = reply.type === EventTypes.failed ? (reply.data as FailedData) : undefined;
+    finish(failure ? "failed" : "done", { gateway, pod, reason: failure?.reason, error: failure?.message });
+    return replyWith(reply);
+  }
+
+  app.onError((error, c) => {
+    log({ msg: "unexpected error", error: error.message });
+    return c.json({ error: "internal error" }, 500);
+  });
+
+  return app;
+}
+
+/** 503 (or the API server's own 429) with its Retry-After: the sender redelivers, and nothing is lost. */
+function retryLater(message: string, cause?: unknown): Response {
+  const status = cause instanceof KubeApiError && cause.code === 429 ? 429 : 503;
+  const retryAfter = cause instanceof KubeApiError ? cause.retryAfterSeconds : undefined;
+  return Response.json({ error: `${message}; retry later` }, { status, headers: retryAfter ? { "retry-after": String(retryAfter) } : {} });
+}
+
+/** Event data as JSON: the SDK leaves it a string or bytes when the sender omitted `application/json`. */
+function decodeData(data: unknown): unknown {
+  const text = data instanceof Uint8Array ? new TextDecoder().decode(data) : data;
+  if (typeof text !== "string") return data;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

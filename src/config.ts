@@ -1,0 +1,114 @@
+import { parseArgs } from "node:util";
+import * as v from "valibot";
+
+/** Every option: its flag, its environment variable, its default and what it means (the `--help` text). */
+const OPTIONS = {
+  "client-namespace": { env: "CLIENT_NAMESPACE", default: "default", help: "namespace of client pods (must carry the routed-gateway label)" },
+  "client-image": { env: "CLIENT_IMAGE", default: "alpine/curl", help: "image of the client container" },
+  "client-command": { env: "CLIENT_COMMAND", default: "sleep infinity", help: 'command of the client container: words split on spaces, or a JSON array' },
+  "gateway-label": { env: "GATEWAY_LABEL", default: "setGateway", help: "label key the pod-gateway webhook matches; empty for none" },
+  "gateway-annotation": { env: "GATEWAY_ANNOTATION", default: "setGateway", help: "annotation key the pod-gateway webhook matches; empty for none" },
+  "routing-init-container": { env: "ROUTING_INIT_CONTAINER", default: "gateway-init", help: "init container whose presence proves the webhook routed a pod" },
+  "event-source": { env: "EVENT_SOURCE", default: "/podgateway/provisioner", help: "source attribute of result events" },
+  "kubeconfig": { env: "KUBECONFIG", default: "", help: "kubeconfig file (default: in-cluster service account, else ~/.kube/config)" },
+  "kube-timeout-ms": { env: "KUBE_TIMEOUT_MS", default: "10000", help: "deadline of one Kubernetes API call" },
+  "max-in-flight": { env: "MAX_IN_FLIGHT", default: "256", help: "events handled at once; more are answered 429" },
+  "max-body-bytes": { env: "MAX_BODY_BYTES", default: "1048576", help: "largest request body; larger ones are answered 413" },
+  "host": { env: "HOST", default: "0.0.0.0", help: "address to listen on" },
+  "port": { env: "PORT", default: "8080", help: "port to listen on" },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+const LabelKey = v.union([
+  v.literal(""),
+  v.pipe(v.string(), v.regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, "must be a Kubernetes label key"), v.maxLength(316)),
+], "must be a Kubernetes label key or empty");
+const Integer = (min: number, max: number) =>
+  v.pipe(v.string(), v.regex(/^\d+$/, "must be a whole number"), v.transform(Number), v.minValue(min, `must be at least ${min}`), v.maxValue(max, `must be at most ${max}`));
+const Command = v.pipe(
+  v.string(),
+  v.transform((text) => text.trim().startsWith("[") ? safeJson(text) : text.trim().split(/\s+/).filter(Boolean)),
+  v.array(v.string(), "must be words or a JSON array of strings"),
+  v.minLength(1, "must not be empty"),
+);
+
+/** The configuration schema: flags and environment arrive as strings and leave typed. */
+const ConfigSchema = v.pipe(
+  v.object({
+    "client-namespace": v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name"), v.maxLength(63)),
+    "client-image": v.pipe(v.string(), v.nonEmpty("must not be empty")),
+    "client-command": Command,
+    "gateway-label": LabelKey,
+    "gateway-annotation": LabelKey,
+    "routing-init-container": v.pipe(v.string(), v.nonEmpty("must not be empty")),
+    "event-source": v.pipe(v.string(), v.nonEmpty("must not be empty")),
+    "kubeconfig": v.string(),
+    "kube-timeout-ms": Integer(100, 600_000),
+    "max-in-flight": Integer(1, 100_000),
+    "max-body-bytes": Integer(1024, 64 * 1024 * 1024),
+    "host": v.string(),
+    "port": Integer(0, 65535),
+  }),
+  v.check((c) => Boolean(c["gateway-label"] || c["gateway-annotation"]), "--gateway-label and --gateway-annotation cannot both be empty"),
+);
+
+/** The service's configuration, derived from {@link ConfigSchema}. */
+export type Config = v.InferOutput<typeof ConfigSchema>;
+
+/** Result of reading the command line: run with a config, or print help. */
+export type ConfigResult = { help: string } | { config: Config };
+
+/**
+ * Reads flags, then the environment, then defaults.
+ * @throws Error with a message naming the flag and the rule; entrypoints print it and exit non-zero.
+ */
+export function loadConfig(args: string[], env: Record<string, string | undefined>): ConfigResult {
+  const { values } = parseArgs({
+    args,
+    options: {
+      help: { type: "boolean", short: "h" },
+      ...Object.fromEntries(Object.keys(OPTIONS).map((name) => [name, { type: "string" as const }])),
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return { help: usage() };
+
+  const raw: Record<string, string> = {};
+  for (const [name, option] of Object.entries(OPTIONS) as [OptionName, (typeof OPTIONS)[OptionName]][]) {
+    raw[name] = ((values as Record<string, unknown>)[name] as string | undefined) ?? env[option.env] ?? option.default;
+  }
+  const parsed = v.safeParse(ConfigSchema, raw);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const name = v.getDotPath(issue) as OptionName | null;
+    const where = name ? `--${name} (${OPTIONS[name].env})` : "options";
+    throw new Error(`${where} ${issue.message}: got ${JSON.stringify(name ? raw[name] : raw)}`);
+  }
+  return { config: parsed.output };
+}
+
+export function usage(): string {
+  const lines = Object.entries(OPTIONS).map(([name, option]) =>
+    `  --${name.padEnd(24)} ${option.help}\n  ${"".padEnd(26)} env ${option.env}${option.default ? `, default ${JSON.stringify(option.default)}` : ""}`
+  );
+  return [
+    "podgateway-provisioner: turns io.podgateway.client.pending CloudEvents into client pods routed by pod-gateway.",
+    "",
+    "Usage: podgateway-provisioner [options]",
+    "",
+    ...lines,
+    "  -h, --help                 print this help",
+    "",
+    "Knative sets K_SINK (where result events are also sent) and K_CE_OVERRIDES (extensions added to them).",
+  ].join("\n");
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

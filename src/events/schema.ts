@@ -1,0 +1,61 @@
+import * as v from "valibot";
+
+/**
+ * A Kubernetes label value: at most 63 characters, alphanumeric at both ends, `-`, `_` or `.` inside.
+ * The gateway name becomes the value of the `setGateway` label, so it must be one.
+ */
+export const LabelValue = v.pipe(
+  v.string("must be a string"),
+  v.nonEmpty("must not be empty"),
+  v.maxLength(63, "must be at most 63 characters (a Kubernetes label value)"),
+  v.regex(
+    /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/,
+    "must be a Kubernetes label value: ASCII letters and digits at both ends, '-', '_' or '.' inside",
+  ),
+);
+
+/** Data of `io.podgateway.client.pending`. */
+export const PendingData = v.object({
+  /** Name of the pod-gateway that must route the client, e.g. `foo` for `setGateway=foo`. */
+  gateway_name: LabelValue,
+  /** Free text, echoed in the logs only. */
+  message: v.optional(v.pipe(v.string("must be a string"), v.maxLength(1024, "must be at most 1024 characters"))),
+}, "must be a JSON object");
+export type PendingData = v.InferOutput<typeof PendingData>;
+
+/** Data of `io.podgateway.client.scheduling.done`. */
+export const DoneData = v.object({
+  pod_name: v.string(),
+  namespace: v.string(),
+  gateway_name: v.string(),
+  message: v.string(),
+});
+export type DoneData = v.InferOutput<typeof DoneData>;
+
+/** Machine-readable reasons of a failed event. */
+export const FailureReason = v.picklist([
+  /** The event data broke the schema; `message` names the field and the rule. */
+  "InvalidEventData",
+  /** No pod-gateway webhook mutated a pod labelled for this gateway: unknown gateway or not routed here. */
+  "GatewayNotRouted",
+  /** The API server refused the pod for good: forbidden, quota, missing namespace, invalid object. */
+  "PodRejected",
+  /** A pod with the derived name exists but belongs to another request (a hash collision, or tampering). */
+  "NameConflict",
+]);
+export type FailureReason = v.InferOutput<typeof FailureReason>;
+
+/** Data of `io.podgateway.client.scheduling.failed`. */
+export const FailedData = v.object({
+  reason: FailureReason,
+  message: v.string(),
+  gateway_name: v.optional(v.string()),
+});
+export type FailedData = v.InferOutput<typeof FailedData>;
+
+/** Turns a valibot failure into one sentence naming the field and the rule, e.g. `data.gateway_name must be ...`. */
+export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues
+    .map((issue) => `${["data", v.getDotPath(issue)].filter(Boolean).join(".")} ${issue.message}`)
+    .join("; ");
+}

@@ -1,0 +1,53 @@
+import { type CloudEventV1, HTTP } from "cloudevents";
+
+/** Where result events go besides the HTTP reply: Knative's `K_SINK` (usually the broker). */
+export interface EventSink {
+  send(event: CloudEventV1<unknown>, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * Posts events in binary mode, retrying transport errors, 404, 409, 429 and 5xx with exponential backoff
+ * (the retry rule of Knative's data plane). Throws when every attempt failed, so the caller can ask its own
+ * sender to redeliver rather than lose the result.
+ */
+export function httpSink(url: string, options: { attempts?: number; backoffMs?: number; timeoutMs?: number } = {}): EventSink {
+  const attempts = options.attempts ?? 4;
+  const backoffMs = options.backoffMs ?? 100;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  return {
+    async send(event, signal) {
+      const message = HTTP.binary(event);
+      let lastProblem = "";
+      for (let attempt = 0; attempt < attempts; attempt++) {
+        if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1), signal);
+        try {
+          const timeout = AbortSignal.timeout(timeoutMs);
+          const response = await fetch(url, {
+            method: "POST",
+            headers: message.headers as Record<string, string>,
+            body: message.body as string,
+            signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+          });
+          await response.body?.cancel();
+          if (response.ok) return;
+          lastProblem = `HTTP ${response.status}`;
+          if (![404, 409, 429].includes(response.status) && response.status < 500) break;
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          lastProblem = error instanceof Error ? error.message : String(error);
+        }
+      }
+      throw new Error(`delivering ${event.type} to K_SINK failed: ${lastProblem}`);
+    },
+  };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * Deno entrypoint: flags → service → `Deno.serve` → signals. `deno task dev` runs it.
+ */
+import { denoFetcher } from "../adapter/deno.ts";
+import { startup } from "./startup.ts";
+
+const started = await startup(Deno.args, Deno.env.toObject(), denoFetcher);
+const { service, config, log } = started;
+
+const server = Deno.serve({
+  hostname: config.host,
+  port: config.port,
+  onListen: ({ port }) => log({ msg: "listening", host: config.host, port, kube: service.describe }),
+}, service.app.fetch);
+
+/** SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish, exit. */
+const stop = (signal: string) => {
+  log({ msg: "shutting down", signal });
+  const deadline = setTimeout(() => {
+    log({ msg: "in-flight requests outlived the shutdown grace period" });
+    Deno.exit(1);
+  }, started.shutdownGraceMs);
+  server.shutdown().then(() => {
+    clearTimeout(deadline);
+    log({ msg: "stopped" });
+    Deno.exit(0);
+  });
+};
+Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

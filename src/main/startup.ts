@@ -1,0 +1,33 @@
+import { type Config, loadConfig } from "../config.ts";
+import type { FetcherFactory } from "../kube/rest-client.ts";
+import { jsonLogger, type Logger } from "../observability/log.ts";
+import { createService, type Service } from "../service.ts";
+
+/** What every entrypoint gets back: a service to serve, or the process has already exited. */
+export interface Started {
+  config: Config;
+  service: Service;
+  log: Logger;
+  /** Knative gives a pod 30 s after SIGTERM by default; finish well inside it. */
+  shutdownGraceMs: number;
+}
+
+/**
+ * The runtime-neutral part of start-up: parse flags, connect to Kubernetes. `--help` prints and exits 0;
+ * a bad flag or an unreadable kubeconfig prints one clear line and exits 2 before anything listens.
+ */
+export async function startup(args: string[], env: Record<string, string | undefined>, fetcherFor: FetcherFactory): Promise<Started> {
+  const log = jsonLogger;
+  try {
+    const loaded = loadConfig(args, env);
+    if ("help" in loaded) {
+      console.log(loaded.help);
+      process.exit(0);
+    }
+    const service = await createService(loaded.config, fetcherFor, env, log);
+    return { config: loaded.config, service, log, shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS) || 25_000 };
+  } catch (error) {
+    console.error(`podgateway-provisioner: ${(error as Error).message}`);
+    process.exit(2);
+  }
+}

@@ -1,0 +1,85 @@
+import { createHash } from "node:crypto";
+import type { Pod } from "kubernetes-types/core/v1";
+
+/** What the operator decides about every client pod; events never choose any of it. */
+export interface ClientPodSettings {
+  namespace: string;
+  image: string;
+  command: string[];
+  /** Label key the pod-gateway webhook matches (chart: `setGatewayLabel`); empty to set no label. */
+  gatewayLabelKey: string;
+  /** Annotation key the pod-gateway webhook matches (chart: `setGatewayAnnotation`); empty to set none. */
+  gatewayAnnotationKey: string;
+}
+
+/** The request a client pod stands for: Knative's dedupe key is the pair (source, id). */
+export interface ClientRequest {
+  source: string;
+  id: string;
+  gatewayName: string;
+}
+
+/** Scheduling gate held until the provisioner has seen the gateway's webhook mutate the pod. */
+export const ROUTING_GATE = "podgateway.io/routing-verified";
+export const ANNOTATION_REQUEST_SOURCE = "podgateway.io/request-source";
+export const ANNOTATION_REQUEST_ID = "podgateway.io/request-id";
+export const LABEL_NAME = "app.kubernetes.io/name";
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+export const LABEL_COMPONENT = "app.kubernetes.io/component";
+export const MANAGED_BY = "podgateway-provisioner";
+
+/**
+ * The pod name for a request: the same (source, id) always gives the same name, so a redelivered event,
+ * even to another replica at the same moment, meets the pod of its first delivery instead of a second one.
+ */
+export function clientPodName(request: Pick<ClientRequest, "source" | "id">): string {
+  // 80 bits of SHA-256: collisions are negligible, and a collision is still detected (request annotations).
+  const digest = createHash("sha256").update(request.source).update("\0").update(request.id).digest("hex");
+  return `pgw-client-${digest.slice(0, 20)}`;
+}
+
+/**
+ * The client pod as we ask for it. It is born with a scheduling gate: the scheduler ignores it until the
+ * provisioner has checked that the gateway's webhook routed it, so an unrouted pod can never run.
+ */
+export function clientPod(settings: ClientPodSettings, request: ClientRequest): Pod {
+  const labels: Record<string, string> = {
+    [LABEL_NAME]: "podgateway-client",
+    [LABEL_MANAGED_BY]: MANAGED_BY,
+    [LABEL_COMPONENT]: "client",
+  };
+  const annotations: Record<string, string> = {
+    [ANNOTATION_REQUEST_SOURCE]: request.source,
+    [ANNOTATION_REQUEST_ID]: request.id,
+  };
+  if (settings.gatewayLabelKey) labels[settings.gatewayLabelKey] = request.gatewayName;
+  if (settings.gatewayAnnotationKey) annotations[settings.gatewayAnnotationKey] = request.gatewayName;
+
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: clientPodName(request), namespace: settings.namespace, labels, annotations },
+    spec: {
+      schedulingGates: [{ name: ROUTING_GATE }],
+      restartPolicy: "Always",
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      containers: [{
+        name: "client",
+        image: settings.image,
+        command: settings.command,
+        // Only our container is locked down: the gateway's init container and sidecar bring their own
+        // securityContext (they need NET_ADMIN to set up the routes), and a pod-level one would override it.
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 65532,
+          runAsGroup: 65532,
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ["ALL"] },
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+      }],
+    },
+  };
+}

@@ -1,0 +1,133 @@
+import type { Pod } from "kubernetes-types/core/v1";
+import { isTransient, KubeApiError, KubeTransportError } from "../kube/errors.ts";
+import { createPod, deletePod, getPod, patchPod } from "../kube/pods.ts";
+import type { RestClient } from "../kube/rest-client.ts";
+import type { FailureReason } from "../events/schema.ts";
+import {
+  ANNOTATION_REQUEST_ID,
+  ANNOTATION_REQUEST_SOURCE,
+  type ClientPodSettings,
+  type ClientRequest,
+  clientPod,
+  ROUTING_GATE,
+} from "./client-pod.ts";
+
+/** Everything the provisioner needs; built once at start-up. */
+export interface ProvisionerOptions {
+  kube: RestClient;
+  pod: ClientPodSettings;
+  /** Name of the init container the pod-gateway webhook adds to every pod it routes. */
+  routingInitContainer: string;
+}
+
+/** The end of one provisioning: a routed, schedulable pod, or a permanent failure. Transient trouble throws. */
+export type Provisioned =
+  | { ok: true; pod: Pod; name: string; namespace: string }
+  | { ok: false; reason: FailureReason; message: string; name: string; namespace: string };
+
+/**
+ * Makes sure the routed client pod for `request` exists and may be scheduled. Safe to run any number of
+ * times, concurrently, in any replica: every step is keyed on the pod name derived from the request.
+ *
+ * 1. Create the pod with a scheduling gate, or meet the one an earlier delivery created.
+ * 2. Read the pod as the API server stored it, after admission: no `gateway-init` means no webhook routed it;
+ *    delete it and fail. Fail-closed: until step 3, the scheduler cannot place the pod, whatever happens to us.
+ * 3. Remove the scheduling gate.
+ *
+ * @throws KubeTransportError or a transient KubeApiError (429, 5xx): the sender should retry.
+ */
+export async function provisionClient(options: ProvisionerOptions, request: ClientRequest, signal?: AbortSignal): Promise<Provisioned> {
+  const { kube } = options;
+  const desired = clientPod(options.pod, request);
+  const name = desired.metadata!.name!;
+  const namespace = options.pod.namespace;
+  const failed = (reason: FailureReason, message: string): Provisioned => ({ ok: false, reason, message, name, namespace });
+
+  let pod: Pod;
+  try {
+    pod = await createOrMeet(kube, desired, signal);
+  } catch (error) {
+    if (error instanceof KubeApiError && !isTransient(error)) {
+      return failed("PodRejected", `the API server refused pod ${namespace}/${name}: ${error.message}`);
+    }
+    throw error;
+  }
+
+  const annotations = pod.metadata?.annotations ?? {};
+  if (annotations[ANNOTATION_REQUEST_SOURCE] !== request.source || annotations[ANNOTATION_REQUEST_ID] !== request.id) {
+    return failed("NameConflict", `pod ${namespace}/${name} exists but was created for another request`);
+  }
+
+  if (!isRouted(pod, options.routingInitContainer)) {
+    await deleteIgnoringGone(kube, namespace, name, pod.metadata?.uid, signal);
+    return failed(
+      "GatewayNotRouted",
+      `no pod-gateway routed ${gatewaySelector(options.pod, request.gatewayName)}: the pod came back from admission without the ` +
+        `"${options.routingInitContainer}" init container, so it was deleted before it could be scheduled`,
+    );
+  }
+  if (pod.metadata?.deletionTimestamp) {
+    throw new KubeTransportError(`pod ${namespace}/${name} is being deleted; retry once it is gone`);
+  }
+
+  pod = await releaseRoutingGate(kube, pod, signal);
+  return { ok: true, pod, name, namespace };
+}
+
+/** Whether the pod-gateway webhook mutated this pod: it adds its init container to every pod it routes. */
+export function isRouted(pod: Pod, routingInitContainer: string): boolean {
+  return pod.spec?.initContainers?.some((container) => container.name === routingInitContainer) ?? false;
+}
+
+function gatewaySelector(settings: ClientPodSettings, gateway: string): string {
+  const key = settings.gatewayLabelKey || settings.gatewayAnnotationKey;
+  return `${key}=${gateway}`;
+}
+
+/** 409 means another delivery of the same event won the race: its pod is ours too. */
+async function createOrMeet(kube: RestClient, desired: Pod, signal?: AbortSignal): Promise<Pod> {
+  const { name, namespace } = desired.metadata as { name: string; namespace: string };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await createPod(kube, namespace, desired, signal);
+    } catch (error) {
+      if (!(error instanceof KubeApiError && error.code === 409 && error.reason === "AlreadyExists")) throw error;
+    }
+    try {
+      return await getPod(kube, namespace, name, signal);
+    } catch (error) {
+      // Deleted between our create and get (an unrouted twin being cleaned up): create again.
+      if (!(error instanceof KubeApiError && error.code === 404)) throw error;
+    }
+  }
+  throw new KubeTransportError(`pod ${namespace}/${name} keeps appearing and disappearing; retry later`);
+}
+
+/** Removes our scheduling gate; a concurrent remover (another replica) is not an error. */
+async function releaseRoutingGate(kube: RestClient, pod: Pod, signal?: AbortSignal): Promise<Pod> {
+  const { name, namespace } = pod.metadata as { name: string; namespace: string };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const index = pod.spec?.schedulingGates?.findIndex((gate) => gate.name === ROUTING_GATE) ?? -1;
+    if (index < 0) return pod;
+    try {
+      return await patchPod(kube, namespace, name, [
+        // The test makes the removal exact: it fails (422) if the list changed since we read it.
+        { op: "test", path: `/spec/schedulingGates/${index}/name`, value: ROUTING_GATE },
+        { op: "remove", path: `/spec/schedulingGates/${index}` },
+      ], signal);
+    } catch (error) {
+      if (!(error instanceof KubeApiError && (error.code === 422 || error.code === 409))) throw error;
+    }
+    pod = await getPod(kube, namespace, name, signal);
+  }
+  throw new KubeTransportError(`pod ${namespace}/${name}: scheduling gate could not be removed; retry later`);
+}
+
+async function deleteIgnoringGone(kube: RestClient, namespace: string, name: string, uid: string | undefined, signal?: AbortSignal) {
+  try {
+    await deletePod(kube, namespace, name, uid, signal);
+  } catch (error) {
+    // 404: already gone. 409: the uid precondition failed, i.e. it is a newer pod, not the one we judged.
+    if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+  }
+}
