@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Build ONE self-contained executable of the service and the minimal root
+# filesystem the container image needs next to it.
+#
+#   scripts/build.sh                 # bun build --compile (default, what the image ships)
+#   scripts/build.sh --runtime sea   # Node 24 single executable application instead
+#   scripts/build.sh --measure       # build both into dist/measure/ and print
+#                                    # cold start / size / idle RSS (numbers in deploy/README.md)
+#
+# Outputs (all under dist/, which is git-ignored):
+#   dist/podgateway-provisioner      the executable (dynamically linked against glibc)
+#   dist/rootfs/                     what the FROM-scratch image copies to / besides it:
+#                                    ELF loader + shared libraries (from ldd), CA bundle,
+#                                    /etc/passwd + /etc/group entries for 65532
+#   dist/build-info.txt              runtime, versions, ldd output, sizes
+#
+# Environment:
+#   ENTRY    entry module (default: src/main/node.ts)
+#   OUT_DIR  output directory (default: dist)
+#   MEASURE_RUNS  runs per candidate for --measure (default: 20)
+#
+# Works offline for the default (bun) runtime: the npm package `bun` carries the
+# runtime that --compile embeds. The SEA runtime needs `postject` from the npm
+# registry (fetched once into the npm cache via `npm exec`).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+RUNTIME=bun
+MEASURE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runtime) RUNTIME=$2; shift 2 ;;
+    --runtime=*) RUNTIME=${1#*=}; shift ;;
+    --measure) MEASURE=1; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) echo "build.sh: unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+ENTRY=${ENTRY:-src/main/node.ts}
+OUT_DIR=${OUT_DIR:-dist}
+NAME=podgateway-provisioner
+BIN_DIR="$ROOT/node_modules/.bin"
+NODE="$BIN_DIR/node"
+BUN="$BIN_DIR/bun"
+POSTJECT_PKG=postject@1.0.0-alpha.6
+# The fuse string Node's SEA support looks for (documented in Node's single-executable-applications doc).
+SEA_FUSE=NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2
+
+log() { printf '[build] %s\n' "$*" >&2; }
+die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
+
+[ -x "$NODE" ] && [ -x "$BUN" ] || die "node_modules/.bin/{node,bun} missing: run 'npm ci' first"
+[ -f "$ENTRY" ] || die "entry $ENTRY does not exist (set ENTRY=... to build another file)"
+
+# --- the two candidate builds --------------------------------------------------
+
+# bun build --compile: bundles the TypeScript entry and all of node_modules it
+# imports, embeds bytecode, and appends it to a copy of the bun runtime.
+build_bun() { # <out>
+  local out=$1
+  # --compile-executable-path: use the runtime from the npm package, never download one.
+  # --no-compile-autoload-*: configuration comes from the environment only, not from
+  #   a .env / bunfig.toml that happens to sit in the working directory.
+  # --bytecode: precompiled bytecode, measured ~2-3x faster cold start.
+  # NOTE: do not `strip` the result: that drops the embedded module graph.
+  "$BUN" build "$ENTRY" \
+    --compile \
+    --compile-executable-path="$(readlink -f "$BUN")" \
+    --no-compile-autoload-dotenv \
+    --no-compile-autoload-bunfig \
+    --bytecode \
+    --minify \
+    --sourcemap \
+    --outfile "$out" >&2
+}
+
+# Node 24 SEA: bundle to one CommonJS file (with bun's bundler, target node),
+# make the SEA blob with code cache, inject it into a stripped copy of node.
+build_sea() { # <out>
+  local out=$1 work
+  work=$(mktemp -d "${TMPDIR:-/tmp}/sea.XXXXXX")
+  "$BUN" build "$ENTRY" --target=node --format=cjs --minify --outfile "$work/main.cjs" >&2
+  cat > "$work/sea-config.json" <<EOF
+{ "main": "$work/main.cjs", "output": "$work/sea-prep.blob",
+  "disableExperimentalSEAWarning": true, "useCodeCache": true, "useSnapshot": false }
+EOF
+  "$NODE" --experimental-sea-config "$work/sea-config.json" >&2
+  cp "$(readlink -f "$NODE")" "$out"
+  chmod u+w "$out"
+  strip --strip-debug "$out" 2>/dev/null || log "strip not available: SEA binary keeps node's debug info"
+  npm exec --yes --package="$POSTJECT_PKG" -- \
+    postject "$out" NODE_SEA_BLOB "$work/sea-prep.blob" --sentinel-fuse "$SEA_FUSE" >&2
+  rm -rf "$work"
+}
+
+build() { # <runtime> <out>
+  case "$1" in
+    bun) build_bun "$2" ;;
+    sea) build_sea "$2" ;;
+    *) die "unknown runtime '$1' (bun|sea)" ;;
+  esac
+  chmod 0755 "$2"
+}
+
+# --- rootfs for FROM scratch ------------------------------------------------------
+
+# Copy the ELF interpreter and every shared library ldd resolves, at the same
+# absolute paths, as regular files (no symlinks: Debian's /lib64 and merged /usr
+# links do not exist in a scratch image).
+stage_rootfs() { # <binary> <rootfs>
+  local bin=$1 rootfs=$2 lib interp
+  rm -rf "$rootfs"
+  mkdir -p "$rootfs/etc/ssl/certs"
+  interp=$(readelf -l "$bin" 2>/dev/null | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+  if [ -n "$interp" ]; then
+    mkdir -p "$rootfs$(dirname "$interp")"
+    cp -L "$interp" "$rootfs$interp"
+  fi
+  while read -r lib; do
+    [ -n "$lib" ] || continue
+    mkdir -p "$rootfs$(dirname "$lib")"
+    cp -L "$lib" "$rootfs$lib"
+  done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+  chmod -R a+rX,go-w "$rootfs"
+
+  local ca=/etc/ssl/certs/ca-certificates.crt
+  [ -s "$ca" ] || die "$ca missing: apt-get install ca-certificates"
+  cp -L "$ca" "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  chmod 0644 "$rootfs/etc/ssl/certs/ca-certificates.crt"
+
+  # Only for tools and libraries that look the user up (os.userInfo()); the
+  # process needs no home directory and no shell.
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n' > "$rootfs/etc/passwd"
+  printf 'root:x:0:\nnonroot:x:65532:\n' > "$rootfs/etc/group"
+  chmod 0644 "$rootfs/etc/passwd" "$rootfs/etc/group"
+}
+
+# --- measurement -------------------------------------------------------------------
+
+# Cold start = spawn() until the first 200 from GET /healthz (polled every ms);
+# idle RSS = VmRSS 2 s after that, with no traffic.
+measure() { # <binary>...
+  "$NODE" --input-type=module - "$@" <<'EOF'
+import { spawn } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
+import net from "node:net";
+const runs = Number(process.env.MEASURE_RUNS ?? 20);
+const bins = process.argv.slice(2);
+const freePort = () => new Promise((ok) => { const s = net.createServer(); s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); }); });
+const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
+const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]);
+const res = Object.fromEntries(bins.map((b) => [b, { start: [], rss: [] }]));
+for (let i = 0; i < runs; i++) for (const bin of bins) { // interleaved, so load noise hits both alike
+  const port = await freePort();
+  const t0 = process.hrtime.bigint();
+  const child = spawn(bin, [], { env: { PORT: String(port), HOST: "127.0.0.1", PATH: "/usr/bin:/bin" }, stdio: "ignore" });
+  for (;;) {
+    try { const r = await fetch(`http://127.0.0.1:${port}/healthz`); await r.arrayBuffer(); if (r.status === 200) break; } catch {}
+    if (process.hrtime.bigint() - t0 > 15_000_000_000n) { child.kill("SIGKILL"); throw new Error(`${bin}: no 200 on /healthz in 15 s`); }
+    await sleep(1);
+  }
+  res[bin].start.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  await sleep(2000);
+  res[bin].rss.push(rssKiB(child.pid) / 1024);
+  child.kill("SIGTERM");
+  await new Promise((ok) => child.once("exit", ok));
+}
+const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+console.log(`runs per binary: ${runs}`);
+console.log("| binary | size (MiB) | cold start p50 (ms) | min | p90 | idle RSS p50 (MiB) |");
+console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+for (const [bin, r] of Object.entries(res))
+  console.log(`| ${bin.split("/").pop()} | ${(statSync(bin).size / 2 ** 20).toFixed(1)} | ${q(r.start, 0.5).toFixed(1)} | ${Math.min(...r.start).toFixed(1)} | ${q(r.start, 0.9).toFixed(1)} | ${q(r.rss, 0.5).toFixed(1)} |`);
+EOF
+}
+
+if [ "$MEASURE" = 1 ]; then
+  mdir="$OUT_DIR/measure"
+  rm -rf "$mdir"; mkdir -p "$mdir"
+  log "building bun candidate"; build bun "$mdir/$NAME-bun"
+  log "building sea candidate"; build sea "$mdir/$NAME-sea"
+  for b in "$mdir/$NAME-bun" "$mdir/$NAME-sea"; do
+    echo "ldd $(basename "$b"):"; ldd "$b" | sed 's/ (0x[0-9a-f]*)//; s/^/  /'
+  done
+  log "measuring (${MEASURE_RUNS:-20} runs each, interleaved)"
+  measure "$mdir/$NAME-bun" "$mdir/$NAME-sea"
+  exit 0
+fi
+
+mkdir -p "$OUT_DIR"
+log "building $OUT_DIR/$NAME with runtime '$RUNTIME' from $ENTRY"
+stage=$(mktemp -d "${TMPDIR:-/tmp}/pgp-build.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+# (bun also writes a .map next to the output; the executable already embeds it.)
+build "$RUNTIME" "$stage/$NAME"
+mv -f "$stage/$NAME" "$OUT_DIR/$NAME"
+log "staging $OUT_DIR/rootfs"
+stage_rootfs "$OUT_DIR/$NAME" "$OUT_DIR/rootfs"
+{
+  echo "runtime: $RUNTIME"
+  echo "entry: $ENTRY"
+  echo "git: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
+  echo "bun: $("$BUN" --version)  node: $("$NODE" --version)"
+  echo "size: $(stat -c %s "$OUT_DIR/$NAME") bytes"
+  echo "ldd:"; ldd "$OUT_DIR/$NAME" | sed 's/ (0x[0-9a-f]*)//; s/^/  /'
+  echo "rootfs:"; (cd "$OUT_DIR/rootfs" && find . -type f -printf '  /%P %s\n' | sort)
+} > "$OUT_DIR/build-info.txt"
+cat "$OUT_DIR/build-info.txt" >&2
+log "done: $OUT_DIR/$NAME"
