@@ -82,7 +82,7 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
   const parsed = v.safeParse(ConfigSchema, raw);
   if (!parsed.success) {
     const issue = parsed.issues[0];
-    const name = v.getDotPath(issue) as OptionName | null;
+    const name = (issue.path?.[0]?.key ?? null) as OptionName | null;
     const where = name ? `--${name} (${OPTIONS[name].env})` : "options";
     throw new Error(`${where} ${issue.message}: got ${JSON.stringify(name ? raw[name] : raw)}`);
   }

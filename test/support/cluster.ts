@@ -1,0 +1,89 @@
+/**
+ * Access to the local cluster (`npm run cluster -- up`) for e2e tests: an admin client built from the
+ * service's own REST client, and helpers to make and clean up a routed namespace.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Pod } from "kubernetes-types/core/v1";
+import { KubeApiError } from "../../src/kube/errors.ts";
+import type { HttpRestClient } from "../../src/kube/http-client.ts";
+import { kubeconfigClient } from "../../src/kube/kubeconfig.ts";
+import { fetcherFactory } from "./runtime.ts";
+
+export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** The admin kubeconfig of the local cluster. Fails loudly (never skips) when the cluster is not up. */
+export function clusterKubeconfig(): string {
+  const path = process.env.PGW_TEST_KUBECONFIG ?? resolve(repo, ".cache/cluster/kubeconfig");
+  if (!existsSync(path)) throw new Error(`no local cluster: ${path} is missing; run \`npm run cluster -- up\` first`);
+  return path;
+}
+
+/** Runs `npm run cluster -- <args>` (stop/start a component in fault tests). */
+export function cluster(...args: string[]): string {
+  return execFileSync("bash", [resolve(repo, "cluster/cluster.sh"), ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+}
+
+let admin: Promise<HttpRestClient> | undefined;
+export function adminClient(): Promise<HttpRestClient> {
+  admin ??= fetcherFactory().then((factory) => kubeconfigClient(clusterKubeconfig(), factory));
+  return admin;
+}
+
+/** A fresh namespace labelled for the pod-gateway webhooks (or not), deleted by the returned function. */
+export async function routedNamespace(prefix: string, routed = true): Promise<{ name: string; remove: () => Promise<void> }> {
+  const kube = await adminClient();
+  const name = `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+  await kube.performRequest({
+    method: "POST",
+    path: "/api/v1/namespaces",
+    body: { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: routed ? { "routed-gateway": "true" } : {} } },
+  });
+  // Pods need the namespace's default ServiceAccount, which the controller-manager creates shortly after.
+  await waitFor(`default ServiceAccount in ${name}`, async () => {
+    try {
+      await kube.performRequest({ method: "GET", path: `/api/v1/namespaces/${name}/serviceaccounts/default` });
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  return {
+    name,
+    remove: async () => {
+      await kube.performRequest({ method: "DELETE", path: `/api/v1/namespaces/${name}` }).catch(() => {});
+    },
+  };
+}
+
+export async function getPodOrNull(namespace: string, name: string): Promise<Pod | null> {
+  const kube = await adminClient();
+  try {
+    return await kube.performRequest<Pod>({ method: "GET", path: `/api/v1/namespaces/${namespace}/pods/${name}` });
+  } catch (error) {
+    if (error instanceof KubeApiError && error.code === 404) return null;
+    throw error;
+  }
+}
+
+export async function listPods(namespace: string, labelSelector?: string): Promise<Pod[]> {
+  const kube = await adminClient();
+  const list = await kube.performRequest<{ items: Pod[] }>({
+    method: "GET",
+    path: `/api/v1/namespaces/${namespace}/pods`,
+    query: { labelSelector },
+  });
+  return list.items;
+}
+
+/** Polls until `check` is true; fails with `what` after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}

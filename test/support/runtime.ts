@@ -1,0 +1,22 @@
+/** The pieces of a test that differ between Node and Deno, chosen once here. */
+import type { FetcherFactory } from "../../src/kube/rest-client.ts";
+
+// deno-lint-ignore no-explicit-any
+const deno = (globalThis as any).Deno;
+
+/** The runtime running this test file; e2e tests start the service with the same one. */
+export const runtime: "deno" | "node" = deno ? "deno" : "node";
+
+/** A TLS fetch for the current runtime, from the service's own adapters. */
+export async function fetcherFactory(): Promise<FetcherFactory> {
+  if (runtime === "deno") return (await import("../../src/adapter/deno.ts")).denoFetcher;
+  return (await import("../../src/adapter/node.ts")).undiciFetcher;
+}
+
+/** The command that runs the service's entrypoint on this runtime. */
+export function serviceCommand(repo: string): { command: string; args: string[] } {
+  if (runtime === "deno") {
+    return { command: deno.execPath(), args: ["run", "--allow-all", "--no-check", `${repo}/src/main/deno.ts`] };
+  }
+  return { command: process.execPath, args: [`${repo}/src/main/node.ts`] };
+}

@@ -1,0 +1,55 @@
+/** Starts the real service as a child process (same runtime as the test) and stops it again. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { clusterKubeconfig, repo } from "./cluster.ts";
+import { serviceCommand } from "./runtime.ts";
+
+export interface RunningService {
+  url: string;
+  process: ChildProcess;
+  /** Every JSON log line the service printed so far. */
+  logs: Record<string, unknown>[];
+  /** Everything it printed, raw (stdout and stderr), to check what never appears in logs. */
+  output: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+/** Runs the service on a free port against the local cluster; `env` adds or overrides options. */
+export async function startService(env: Record<string, string> = {}, command = serviceCommand(repo)): Promise<RunningService> {
+  const child = spawn(command.command, command.args, {
+    env: { ...process.env, KUBECONFIG: clusterKubeconfig(), HOST: "127.0.0.1", PORT: "0", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let raw = "";
+  child.stderr!.on("data", (chunk) => (raw += chunk));
+  const lines = createInterface({ input: child.stdout! });
+  const port = new Promise<number>((resolve, reject) => {
+    lines.on("line", (line) => {
+      raw += line + "\n";
+      try {
+        const record = JSON.parse(line);
+        logs.push(record);
+        if (record.msg === "listening") resolve(record.port);
+      } catch {
+        // not a log line
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`service exited with ${code} before listening:\n${raw}`)));
+    setTimeout(() => reject(new Error(`service did not listen within 20 s:\n${raw}`)), 20_000);
+  });
+  const listening = await port;
+  return {
+    url: `http://127.0.0.1:${listening}`,
+    process: child,
+    logs,
+    output: () => raw,
+    stop: async (signal = "SIGTERM") => {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill(signal);
+      const [code] = await once(child, "exit");
+      return code as number | null;
+    },
+  };
+}
