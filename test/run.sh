@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README says: `npm test`.
+# Brings the local cluster up (built and cached on first use), runs every test file under Node and Deno,
+# and takes the cluster down again, whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+[ -x node_modules/.bin/deno ] || npm ci --no-audit --no-fund
+
+status=0
+step() { echo; echo "=== $*"; }
+
+step "typecheck"
+tsc --noEmit -p . || status=1
+deno check src/main/deno.ts || status=1
+
+step "local cluster"
+bash cluster/cluster.sh up
+trap 'bash cluster/cluster.sh down' EXIT
+
+# Unit files run in parallel; e2e files one at a time, since some stop the API server on purpose.
+step "Node $(node --version): unit tests"
+node --test 'test/unit/**/*.test.ts' || status=1
+step "Node $(node --version): e2e tests"
+node --test --test-concurrency=1 'test/e2e/**/*.test.ts' || status=1
+
+step "Deno $(deno --version | head -1 | cut -d' ' -f2): unit and e2e tests"
+deno test --allow-all --no-check test/unit test/e2e || status=1
+
+echo
+if [ "$status" -eq 0 ]; then echo "=== all test runs passed"; else echo "=== some test runs FAILED"; fi
+exit "$status"
