@@ -1,5 +1,5 @@
 import type { CloudEventV1 } from "cloudevents";
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { type UnreadableRequest, receiveEvent } from "./events/receive.ts";
@@ -25,6 +25,8 @@ export interface AppOptions {
   /** Requests handled at once; beyond it, 429 + Retry-After so the sender backs off instead of piling up. */
   maxInFlight: number;
   maxBodyBytes: number;
+  /** Sender authentication (Knative OIDC), when configured; runs before the body is read. */
+  auth?: MiddlewareHandler;
 }
 
 const KNOWN_TYPES = new Set<string>(Object.values(EventTypes));
@@ -39,8 +41,10 @@ export function createApp(options: AppOptions): Hono {
   app.get("/readyz", async (c) => (await options.ready()) ? c.text("ok") : c.text("Kubernetes API server unreachable", 503));
   app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
 
+  const authenticated: MiddlewareHandler = options.auth ?? ((_, next) => next());
   app.post(
     "/",
+    authenticated,
     bodyLimit({
       maxSize: options.maxBodyBytes,
       onError: (c) => c.json({ error: `request body larger than ${options.maxBodyBytes} bytes` }, 413),

@@ -10,6 +10,8 @@ const OPTIONS = {
   "gateway-annotation": { env: "GATEWAY_ANNOTATION", default: "setGateway", help: "annotation key the pod-gateway webhook matches; empty for none" },
   "routing-init-container": { env: "ROUTING_INIT_CONTAINER", default: "gateway-init", help: "init container whose presence proves the webhook routed a pod" },
   "event-source": { env: "EVENT_SOURCE", default: "/podgateway/provisioner", help: "source attribute of result events" },
+  "oidc-audience": { env: "OIDC_AUDIENCE", default: "", help: "require Knative OIDC sender tokens for this audience (TokenReview); empty: no sender authentication" },
+  "allowed-senders": { env: "ALLOWED_SENDERS", default: "", help: "comma-separated usernames allowed to send when --oidc-audience is set; * for any" },
   "kubeconfig": { env: "KUBECONFIG", default: "", help: "kubeconfig file (default: in-cluster service account, else ~/.kube/config)" },
   "kube-timeout-ms": { env: "KUBE_TIMEOUT_MS", default: "10000", help: "deadline of one Kubernetes API call" },
   "max-in-flight": { env: "MAX_IN_FLIGHT", default: "256", help: "events handled at once; more are answered 429" },
@@ -43,6 +45,8 @@ const ConfigSchema = v.pipe(
     "gateway-annotation": LabelKey,
     "routing-init-container": v.pipe(v.string(), v.nonEmpty("must not be empty")),
     "event-source": v.pipe(v.string(), v.nonEmpty("must not be empty")),
+    "oidc-audience": v.string(),
+    "allowed-senders": v.pipe(v.string(), v.transform((text) => text.split(",").map((name) => name.trim()).filter(Boolean))),
     "kubeconfig": v.string(),
     "kube-timeout-ms": Integer(100, 600_000),
     "max-in-flight": Integer(1, 100_000),
@@ -51,6 +55,10 @@ const ConfigSchema = v.pipe(
     "port": Integer(0, 65535),
   }),
   v.check((c) => Boolean(c["gateway-label"] || c["gateway-annotation"]), "--gateway-label and --gateway-annotation cannot both be empty"),
+  v.check(
+    (c) => !c["oidc-audience"] || c["allowed-senders"].length > 0,
+    "--oidc-audience needs --allowed-senders (usernames, or * for any authenticated sender)",
+  ),
 );
 
 /** The service's configuration, derived from {@link ConfigSchema}. */

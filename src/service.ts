@@ -1,5 +1,6 @@
 import type { Hono } from "hono";
 import { createApp } from "./app.ts";
+import { senderAuth } from "./auth/sender-auth.ts";
 import type { Config } from "./config.ts";
 import { parseCeOverrides } from "./events/results.ts";
 import { httpSink } from "./events/sink.ts";
@@ -52,7 +53,13 @@ export async function createService(
     ready: readiness(kube),
     maxInFlight: config["max-in-flight"],
     maxBodyBytes: config["max-body-bytes"],
+    auth: config["oidc-audience"]
+      ? senderAuth({ kube, audience: config["oidc-audience"], allowedSenders: config["allowed-senders"] })
+      : undefined,
   });
+  if (!config["oidc-audience"]) {
+    log({ msg: "WARNING: sender authentication is off: anyone who can reach this service can create client pods; set --oidc-audience and --allowed-senders" });
+  }
   return { app, kube, describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})` };
 }
 

@@ -9,7 +9,9 @@ export const runtime: "deno" | "node" = deno ? "deno" : "node";
 
 /** A TLS fetch for the current runtime, from the service's own adapters. */
 export async function fetcherFactory(): Promise<FetcherFactory> {
-  if (runtime === "deno") return (await import("../../src/adapter/deno.ts")).denoFetcher;
+  // A computed specifier keeps tsc (which has no Deno types) from following the Deno-only adapter.
+  const denoAdapter = "../../src/adapter/deno.ts";
+  if (runtime === "deno") return (await import(denoAdapter)).denoFetcher as FetcherFactory;
   return (await import("../../src/adapter/node.ts")).undiciFetcher;
 }
 
