@@ -4,10 +4,11 @@ import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { type UnreadableRequest, receiveEvent } from "./events/receive.ts";
 import { doneEvent, failedEvent, replyWith, type ResultStamp } from "./events/results.ts";
-import { describeIssues, type FailedData, PendingData } from "./events/schema.ts";
+import { describeIssues, type FailedData, PendingData, type ReleaseFailedData } from "./events/schema.ts";
 import type { EventSink } from "./events/sink.ts";
 import { EventTypes } from "./events/types.ts";
 import { isTransient, KubeApiError } from "./kube/errors.ts";
+import type { Lifecycle } from "./lifecycle/lifecycle.ts";
 import type { Logger } from "./observability/log.ts";
 import type { Metrics, Outcome } from "./observability/metrics.ts";
 import { type Provisioned, provisionClient, type ProvisionerOptions } from "./provision/provisioner.ts";
@@ -16,7 +17,7 @@ import { type Provisioned, provisionClient, type ProvisionerOptions } from "./pr
 export interface AppOptions {
   provisioner: ProvisionerOptions;
   stamp: ResultStamp;
-  /** Knative's K_SINK: results are delivered there too, before the request is answered. */
+  /** Knative's K_SINK: results of requests without `Prefer: reply` are delivered there too, before answering. */
   sink?: EventSink;
   metrics: Metrics;
   log: Logger;
@@ -27,6 +28,8 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** Sender authentication (Knative OIDC), when configured; runs before the body is read. */
   auth?: MiddlewareHandler;
+  /** Client lifecycle: release events and the `/clients` status routes (src/lifecycle/). */
+  lifecycle?: Pick<Lifecycle, "release" | "routes">;
 }
 
 const KNOWN_TYPES = new Set<string>(Object.values(EventTypes));
@@ -42,6 +45,12 @@ export function createApp(options: AppOptions): Hono {
   app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
 
   const authenticated: MiddlewareHandler = options.auth ?? ((_, next) => next());
+  if (options.lifecycle) {
+    // Client states name requests and pods: readable by those who may send events, no one else.
+    app.use("/clients", authenticated);
+    app.use("/clients/*", authenticated);
+    app.route("/clients", options.lifecycle.routes);
+  }
   app.post(
     "/",
     authenticated,
@@ -82,6 +91,26 @@ export function createApp(options: AppOptions): Hono {
       log({ msg: "event", id: event.id, source: event.source, type: event.type, outcome, ms: Math.round(performance.now() - started), ...fields });
     };
 
+    if (event.type === EventTypes.release && options.lifecycle) {
+      let reply: CloudEventV1<unknown>;
+      try {
+        reply = await options.lifecycle.release(event, decodeData(event.data));
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        finish("retry", { error: (error as Error).message });
+        return retryLater(`Kubernetes is unavailable: ${(error as Error).message}`, error);
+      }
+      try {
+        await options.sink?.send(reply);
+      } catch (error) {
+        finish("retry", { pod: reply.subject, error: (error as Error).message });
+        return retryLater(`result not delivered to K_SINK: ${(error as Error).message}`);
+      }
+      const refusal = reply.type === EventTypes.releaseFailed ? (reply.data as ReleaseFailedData) : undefined;
+      finish(refusal ? "failed" : "done", { pod: reply.subject, reason: refusal?.reason, error: refusal?.message });
+      return replyWith(reply);
+    }
+
     if (event.type !== EventTypes.pending) {
       finish("ignored");
       return new Response(null, { status: 202 });
@@ -115,7 +144,9 @@ export function createApp(options: AppOptions): Hono {
     }
 
     try {
-      await options.sink?.send(reply);
+      // A sender that says `Prefer: reply` (a Knative broker) publishes our HTTP reply itself; a copy to
+      // K_SINK would publish it twice. Anyone else (curl, a plain webhook) gets it in both places.
+      if (options.sink && !prefersReply(request)) await options.sink.send(reply);
     } catch (error) {
       finish("retry", { gateway, pod, error: (error as Error).message });
       return retryLater(`result not delivered to K_SINK: ${(error as Error).message}`);
@@ -138,6 +169,11 @@ function retryLater(message: string, cause?: unknown): Response {
   const status = cause instanceof KubeApiError && cause.code === 429 ? 429 : 503;
   const retryAfter = cause instanceof KubeApiError ? cause.retryAfterSeconds : undefined;
   return Response.json({ error: `${message}; retry later` }, { status, headers: retryAfter ? { "retry-after": String(retryAfter) } : {} });
+}
+
+/** Whether the sender forwards reply events itself (Knative data plane: `Prefer: reply`). */
+function prefersReply(request: Request): boolean {
+  return /(^|[\s,])reply($|[\s,;])/i.test(request.headers.get("prefer") ?? "");
 }
 
 /** Event data as JSON: the SDK leaves it a string or bytes when the sender omitted `application/json`. */
