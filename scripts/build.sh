@@ -57,17 +57,28 @@ die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 
 # --- the two candidate builds --------------------------------------------------
 
-# bun build --compile: bundles the TypeScript entry and all of node_modules it
-# imports, embeds bytecode, and appends it to a copy of the bun runtime.
+# bun build --compile, in two steps:
+#  1. bundle the entry for target node into one ESM file. This matters: for target bun, the bundler
+#     leaves `undici` to Bun's built-in stand-in, whose fetch ignores an undici Agent's TLS options
+#     (ca/cert/key), so the Kubernetes client could not verify or authenticate to the API server
+#     (seen: /readyz 503, UNABLE_TO_VERIFY_LEAF_SIGNATURE). For target node, npm's undici is bundled,
+#     and it runs under Bun (the same client code Node runs).
+#  2. compile that file into the executable: bytecode, minified, config only from the environment.
 build_bun() { # <out>
-  local out=$1
+  local out=$1 work
+  work=$(mktemp -d "${TMPDIR:-/tmp}/bun.XXXXXX")
+  "$BUN" build "$ENTRY" --target=node --format=esm --sourcemap=none --outfile "$work/main.mjs" >&2
+  if grep -qE '(from|import)[[:space:]]*"undici"|require\("undici"\)' "$work/main.mjs"; then
+    die "the bundle still imports undici by name: Bun would substitute its built-in undici (no TLS options)"
+  fi
   # --compile-executable-path: use the runtime from the npm package, never download one.
   # --no-compile-autoload-*: configuration comes from the environment only, not from
   #   a .env / bunfig.toml that happens to sit in the working directory.
   # --bytecode: precompiled bytecode, measured faster cold start (see deploy/README.md);
   #   --format=esm because with --bytecode bun defaults to cjs, and the entry uses top-level await.
+  # --sourcemap: embedded; stack traces name lines of the step-1 bundle.
   # NOTE: do not `strip` the result: that drops the embedded module graph.
-  "$BUN" build "$ENTRY" \
+  "$BUN" build "$work/main.mjs" \
     --compile \
     --compile-executable-path="$(readlink -f "$BUN")" \
     --no-compile-autoload-dotenv \
@@ -76,6 +87,7 @@ build_bun() { # <out>
     --minify \
     --sourcemap \
     --outfile "$out" >&2
+  rm -rf "$work"
 }
 
 # Node 24 SEA. Node 24's SEA runs only a CommonJS main, and the entry uses
