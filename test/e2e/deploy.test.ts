@@ -1,0 +1,245 @@
+/**
+ * deploy/ is what a cluster admin applies. Every Kubernetes manifest in it must be accepted by the local
+ * cluster's API server (server-side dry-run, strict field validation, against the Knative CRDs the cluster
+ * installs from ../shared/knative-crds), and must say what the project promises (least-privilege RBAC,
+ * locked-down container, Trigger on io.podgateway.client.pending with exponential retry). The pod-gateway
+ * chart values are not Kubernetes objects: they are parsed and their keys checked.
+ *
+ * Needs the local cluster (`npm run cluster -- up`). Without it the cluster tests FAIL, they never skip.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse, parseAllDocuments } from "yaml";
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const deployDir = join(repo, "deploy");
+
+// deno-lint-ignore no-explicit-any
+type Obj = Record<string, any>;
+
+const SERVICE_NS = "podgateway";
+const CLIENT_NS = "podgateway-clients";
+const MANIFESTS = ["namespace.yaml", "broker.yaml", "rbac.yaml", "service.yaml", "cloudevents-player.yaml"];
+const CHART_VALUES: Record<string, string> = { "pod-gateway-foo-values.yaml": "foo", "pod-gateway-bar-values.yaml": "bar" };
+
+function yamlFiles(): string[] {
+  return readdirSync(deployDir).filter((name) => name.endsWith(".yaml") || name.endsWith(".yml")).sort();
+}
+
+function objects(file: string): Obj[] {
+  return parseAllDocuments(readFileSync(join(deployDir, file), "utf8"))
+    .map((doc) => {
+      if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join("; ")}`);
+      return doc.toJS() as Obj | null;
+    })
+    .filter((o): o is Obj => o !== null);
+}
+
+function find(file: string, kind: string, apiVersionPrefix = ""): Obj {
+  const found = objects(file).filter((o) => o.kind === kind && String(o.apiVersion).startsWith(apiVersionPrefix));
+  assert.equal(found.length, 1, `${file}: expected exactly one ${apiVersionPrefix}${kind}, found ${found.length}`);
+  return found[0]!;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Without a cluster: the files are what they claim to be.
+
+describe("deploy/ files (static)", () => {
+  test("every YAML file in deploy/ is either an applied manifest or pod-gateway chart values", () => {
+    assert.deepEqual(yamlFiles(), [...MANIFESTS, ...Object.keys(CHART_VALUES)].sort());
+    for (const file of MANIFESTS) {
+      for (const o of objects(file)) {
+        assert.ok(o.apiVersion && o.kind && o.metadata?.name, `${file}: every document is a Kubernetes object`);
+        if (o.kind !== "Namespace") assert.ok(o.metadata.namespace, `${file}: ${o.kind}/${o.metadata.name} names its namespace`);
+      }
+    }
+  });
+
+  test("namespaces: the client namespace is selected by the pod-gateway webhooks, the others are not", () => {
+    const namespaces = Object.fromEntries(objects("namespace.yaml").map((o) => [o.metadata.name, o.metadata.labels ?? {}]));
+    assert.deepEqual(Object.keys(namespaces).sort(), [SERVICE_NS, CLIENT_NS, "podgateway-gateways"].sort());
+    assert.equal(namespaces[CLIENT_NS]["routed-gateway"], "true");
+    assert.equal(namespaces[SERVICE_NS]["routed-gateway"], undefined);
+    assert.equal(namespaces["podgateway-gateways"]["routed-gateway"], undefined);
+  });
+
+  test("rbac: a namespaced Role on pods in the client namespace only, with exactly the verbs the service uses", () => {
+    const all = objects("rbac.yaml");
+    assert.deepEqual(all.map((o) => o.kind).sort(), ["Role", "RoleBinding", "ServiceAccount"]);
+    for (const file of MANIFESTS) {
+      for (const o of objects(file)) assert.ok(!/^Cluster/.test(o.kind), `${file}: no ${o.kind}`);
+    }
+    const role = find("rbac.yaml", "Role");
+    assert.equal(role.metadata.namespace, CLIENT_NS);
+    assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list", "watch"] }]);
+    const binding = find("rbac.yaml", "RoleBinding");
+    assert.equal(binding.metadata.namespace, CLIENT_NS);
+    assert.deepEqual(binding.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name });
+    const account = find("rbac.yaml", "ServiceAccount");
+    assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: account.metadata.name, namespace: SERVICE_NS }]);
+  });
+
+  test("service: Knative Service on PORT 8080, probes, resources, locked-down container, client config", () => {
+    const ksvc = find("service.yaml", "Service", "serving.knative.dev/");
+    assert.equal(ksvc.metadata.namespace, SERVICE_NS);
+    const spec = ksvc.spec.template.spec;
+    assert.equal(spec.serviceAccountName, find("rbac.yaml", "ServiceAccount").metadata.name);
+    assert.equal(spec.containers.length, 1);
+    const c = spec.containers[0];
+    assert.match(c.image, /^127\.0\.0\.1:5001\/podgateway-provisioner:/);
+    assert.deepEqual(c.ports, [{ name: "http1", containerPort: 8080 }]);
+    assert.equal(c.readinessProbe.httpGet.path, "/readyz");
+    assert.equal(c.livenessProbe.httpGet.path, "/healthz");
+    assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
+    assert.deepEqual(c.securityContext, {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e.value]));
+    assert.equal(env.CLIENT_NAMESPACE, CLIENT_NS);
+    assert.ok(env.CLIENT_IMAGE);
+    assert.ok(env.CLIENT_COMMAND);
+    assert.equal(env.PORT, undefined, "Knative sets PORT");
+    assert.equal(env.K_SINK, undefined, "K_SINK comes from Knative (the SinkBinding)");
+    // K_SINK: the SinkBinding binds this very Service to the Broker.
+    const binding = find("service.yaml", "SinkBinding");
+    assert.deepEqual(binding.spec.subject, { apiVersion: "serving.knative.dev/v1", kind: "Service", name: ksvc.metadata.name });
+    assert.equal(binding.spec.sink.ref.kind, "Broker");
+    assert.equal(binding.spec.sink.ref.name, find("broker.yaml", "Broker").metadata.name);
+  });
+
+  test("trigger: io.podgateway.client.pending from the Broker to the service, exponential retry", () => {
+    const trigger = find("service.yaml", "Trigger");
+    assert.equal(trigger.spec.broker, find("broker.yaml", "Broker").metadata.name);
+    assert.deepEqual(trigger.spec.filter, { attributes: { type: "io.podgateway.client.pending" } });
+    assert.deepEqual(trigger.spec.subscriber.ref, {
+      apiVersion: "serving.knative.dev/v1",
+      kind: "Service",
+      name: find("service.yaml", "Service", "serving.knative.dev/").metadata.name,
+    });
+    assert.equal(trigger.spec.delivery.backoffPolicy, "exponential");
+    assert.ok(trigger.spec.delivery.retry >= 3);
+    assert.match(trigger.spec.delivery.backoffDelay, /^PT[0-9.]+S$/);
+  });
+
+  test("cloudevents-player: a Knative Service and an unfiltered Trigger on the same Broker", () => {
+    const player = find("cloudevents-player.yaml", "Service", "serving.knative.dev/");
+    const trigger = find("cloudevents-player.yaml", "Trigger");
+    assert.equal(trigger.spec.broker, find("broker.yaml", "Broker").metadata.name);
+    assert.equal(trigger.spec.subscriber.ref.name, player.metadata.name);
+    assert.equal(trigger.spec.filter, undefined);
+    const env = Object.fromEntries(player.spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]));
+    assert.equal(env.BROKER_URL, `http://broker-ingress.knative-eventing.svc.cluster.local/${SERVICE_NS}/default`);
+  });
+
+  for (const [file, gateway] of Object.entries(CHART_VALUES)) {
+    test(`${file}: pod-gateway chart values route setGateway=${gateway} pods of the client namespace, nothing by default`, () => {
+      const values = parse(readFileSync(join(deployDir, file), "utf8")) as Obj;
+      assert.deepEqual(values.webhook, {
+        namespaceSelector: { type: "label", label: "routed-gateway" },
+        gatewayDefault: false,
+        gatewayLabel: "setGateway",
+        gatewayLabelValue: gateway,
+        gatewayAnnotation: "setGateway",
+        gatewayAnnotationValue: gateway,
+      });
+      assert.deepEqual(values.routed_namespaces, [CLIENT_NS]);
+      // DNS must be the gateway's address in its own VXLAN network.
+      assert.equal(values.DNS, `${values.settings.VXLAN_IP_NETWORK}.1`);
+      assert.equal(typeof values.settings.VXLAN_ID, "number");
+    });
+  }
+
+  test("pod-gateway values: each gateway has its own VXLAN id and network", () => {
+    const settings = Object.keys(CHART_VALUES).map((file) => (parse(readFileSync(join(deployDir, file), "utf8")) as Obj).settings);
+    assert.equal(new Set(settings.map((s) => s.VXLAN_ID)).size, settings.length);
+    assert.equal(new Set(settings.map((s) => s.VXLAN_IP_NETWORK)).size, settings.length);
+  });
+});
+
+// ------------------------------------------------------------------------------------------------
+// With the local cluster: the API server accepts every manifest.
+
+/** `npm run cluster -- env` → KUBECONFIG and KUBECTL. Throws (the test fails) when the cluster is not there. */
+function clusterEnv(): { KUBECONFIG: string; KUBECTL: string } {
+  const result = spawnSync("bash", [join(repo, "cluster/cluster.sh"), "env"], { encoding: "utf8" });
+  if (result.status !== 0) {
+    throw new Error(`\`npm run cluster -- env\` failed (exit ${result.status}): is the local cluster up (\`npm run cluster -- up\`)?\n${result.stderr}`);
+  }
+  const env: Record<string, string> = {};
+  for (const match of result.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!.replace(/^['"]|['"]$/g, "");
+  if (!env.KUBECONFIG || !env.KUBECTL) throw new Error(`\`npm run cluster -- env\` printed no KUBECONFIG/KUBECTL:\n${result.stdout}`);
+  return { KUBECONFIG: env.KUBECONFIG, KUBECTL: env.KUBECTL };
+}
+
+describe("deploy/ on the local cluster (server-side dry-run)", () => {
+  let cluster: { KUBECONFIG: string; KUBECTL: string };
+  let created: string[] = [];
+  let scratch: string;
+
+  const kubectl = (...args: string[]) =>
+    spawnSync(cluster.KUBECTL, args, { encoding: "utf8", env: { ...process.env, KUBECONFIG: cluster.KUBECONFIG } });
+
+  before(() => {
+    cluster = clusterEnv();
+    const version = kubectl("version", "-o", "json");
+    assert.equal(version.status, 0, `the API server does not answer: ${version.stderr}`);
+    scratch = mkdtempSync(join(tmpdir(), "deploy-test-"));
+    // Namespaced objects can only be dry-run into namespaces that exist: create the missing ones
+    // for real (and remove them afterwards), everything else is dry-run only.
+    const wanted = objects("namespace.yaml").map((o) => o.metadata.name as string);
+    // A namespace still terminating (from an earlier run) refuses new objects: wait until it is gone.
+    const deadline = Date.now() + 90_000;
+    while (wanted.some((name) => kubectl("get", "namespace", name, "-o", "jsonpath={.status.phase}").stdout === "Terminating")) {
+      if (Date.now() > deadline) throw new Error(`namespaces ${wanted.join(", ")} are still terminating after 90 s`);
+      spawnSync("sleep", ["1"]);
+    }
+    created = wanted.filter((name) => kubectl("get", "namespace", name).status !== 0);
+    const apply = kubectl("apply", "--server-side", "--field-manager=deploy-test", "-f", join(deployDir, "namespace.yaml"));
+    assert.equal(apply.status, 0, `applying deploy/namespace.yaml failed: ${apply.stderr}`);
+  });
+
+  after(() => {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+    if (cluster && created.length > 0) kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", ...created);
+  });
+
+  test("the cluster serves the Knative CRDs the manifests use (Serving, Eventing, SinkBinding)", () => {
+    for (const crd of ["services.serving.knative.dev", "brokers.eventing.knative.dev", "triggers.eventing.knative.dev", "sinkbindings.sources.knative.dev"]) {
+      const got = kubectl("get", "crd", crd, "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status}");
+      assert.equal(got.status, 0, `CRD ${crd} is not installed in the local cluster: ${got.stderr}`);
+      assert.equal(got.stdout, "True", `CRD ${crd} is not Established`);
+    }
+  });
+
+  for (const file of MANIFESTS) {
+    test(`${file} is accepted by the API server (apply --dry-run=server, strict field validation)`, () => {
+      const result = kubectl("apply", "--dry-run=server", "--validate=strict", "-f", join(deployDir, file));
+      assert.equal(result.status, 0, `${file} was rejected:\n${result.stderr}${result.stdout}`);
+      const lines = result.stdout.trim().split("\n");
+      assert.equal(lines.length, objects(file).length, result.stdout);
+      for (const line of lines) assert.match(line, /\(server dry run\)$/);
+    });
+  }
+
+  test("the dry-run really validates: an unknown field in the Knative Service is rejected", () => {
+    const ksvc = structuredClone(find("service.yaml", "Service", "serving.knative.dev/"));
+    ksvc.spec.template.spec.containers[0].notAField = true;
+    const file = join(scratch, "bad-service.json");
+    writeFileSync(file, JSON.stringify(ksvc));
+    const result = kubectl("apply", "--dry-run=server", "--validate=strict", "-f", file);
+    assert.notEqual(result.status, 0, `an invalid Knative Service was accepted:\n${result.stdout}`);
+    assert.match(result.stderr, /notAField/);
+  });
+});
+
