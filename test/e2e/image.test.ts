@@ -243,7 +243,11 @@ describe("the container image in the local registry", () => {
       await ready.body?.cancel();
       assert.equal(ready.status, 503, "not ready without an API server");
     } finally {
-      assert.equal(await running.stop(), 0, `SIGTERM must end it cleanly:\n${running.output()}`);
+      const code = await running.stop();
+      // Deno's child_process reports (null, "SIGTERM") for a child that was sent SIGTERM even when it then
+      // exited 0 by itself, so the log line is the runtime-independent proof of a clean shutdown.
+      assert.ok(running.logs.some((line) => line.msg === "stopped"), `SIGTERM must end it cleanly:\n${running.output()}`);
+      if (code !== null) assert.equal(code, 0, running.output());
     }
   });
 
