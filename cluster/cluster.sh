@@ -1,0 +1,644 @@
+#!/usr/bin/env bash
+# Local Kubernetes cluster for this project: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok (3 fake nodes) and two pod-gateway webhook stand-ins (foo, bar).
+# Everything listens on 127.0.0.1. See cluster/README.md.
+#
+#   bash cluster/cluster.sh up|down|env|status|build|stop <component>|start <component>|logs <component>
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CLUSTER_SRC=$ROOT/cluster
+CACHE=${PGW_CACHE_DIR:-$ROOT/.cache}
+BIN_ROOT=$CACHE/bin
+STATE=${PGW_STATE_DIR:-$ROOT/.cache/cluster}
+PKI=$STATE/pki
+PIDS=$STATE/pids
+LOGS=$STATE/logs
+KCFG_DIR=$STATE/kubeconfigs
+KUBECONFIG_PATH=$STATE/kubeconfig
+KNATIVE_CRDS_DIR=${PGW_KNATIVE_CRDS_DIR:-$ROOT/../shared/knative-crds}
+
+K8S_VERSION=v1.36.3
+ETCD_VERSION=v3.6.8
+KWOK_VERSION=v0.8.0
+POD_GATEWAY_IMAGE=ghcr.io/angelnu/pod-gateway:v1.13.0
+
+HOST=127.0.0.1
+APISERVER_PORT=16443
+ETCD_CLIENT_PORT=12379
+ETCD_PEER_PORT=12380
+CM_PORT=16257
+SCHED_PORT=16259
+KWOK_PORT=16260
+WEBHOOK_FOO_PORT=18443
+WEBHOOK_BAR_PORT=18444
+API_URL=https://$HOST:$APISERVER_PORT
+
+COMPONENTS=(etcd apiserver webhook-foo webhook-bar controller-manager scheduler kwok)
+NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- prerequisites
+ensure_prereqs() {
+	local missing=()
+	command -v openssl >/dev/null || missing+=(openssl)
+	command -v curl >/dev/null || missing+=(curl)
+	command -v flock >/dev/null || missing+=(util-linux)
+	command -v setsid >/dev/null || missing+=(util-linux)
+	command -v sha256sum >/dev/null || missing+=(coreutils)
+	if ((${#missing[@]})); then
+		log "installing missing packages: ${missing[*]}"
+		local sudo=""
+		[ "$(id -u)" = 0 ] || sudo=sudo
+		$sudo apt-get update -qq >&2
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+	fi
+	command -v go >/dev/null || die "Go (>= 1.26) is required to build the cluster binaries"
+}
+
+# ---------------------------------------------------------------- build (cached)
+# Each build output lives in $BIN_ROOT/<name>-<version>-<key>, where key hashes the
+# module files, the build flags and the Go version, so any change rebuilds.
+k8s_ldflags() {
+	local minor=${K8S_VERSION#v1.}
+	minor=${minor%%.*}
+	local ld="-s -w" p
+	for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		ld+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
+		ld+=" -X $p.gitTreeState=clean -X $p.gitCommit=0000000000000000000000000000000000000000"
+		ld+=" -X $p.buildDate=1970-01-01T00:00:00Z"
+	done
+	printf '%s' "$ld"
+}
+
+build_key() { # dir extra-string
+	local dir=$1 extra=$2
+	{
+		cat "$dir"/go.mod "$dir"/go.sum
+		find "$dir" -maxdepth 1 -name '*.go' ! -name '*_test.go' -print0 | sort -z | xargs -0 -r cat
+		printf '%s\n' "$extra"
+		go env GOVERSION GOOS GOARCH 2>/dev/null || true
+	} | sha256sum | cut -c1-12
+}
+
+K8S_BIN_DIR="" ETCD_BIN_DIR="" KWOK_BIN_DIR="" WEBHOOK_BIN_DIR=""
+compute_bin_dirs() {
+	K8S_BIN_DIR=$BIN_ROOT/kubernetes-$K8S_VERSION-$(build_key "$CLUSTER_SRC/build/kubernetes" "$(k8s_ldflags)")
+	ETCD_BIN_DIR=$BIN_ROOT/etcd-$ETCD_VERSION-$(build_key "$CLUSTER_SRC/build/etcd" "-s -w")
+	KWOK_BIN_DIR=$BIN_ROOT/kwok-$KWOK_VERSION-$(build_key "$CLUSTER_SRC/build/kwok" "-s -w")
+	WEBHOOK_BIN_DIR=$BIN_ROOT/gateway-webhook-$(build_key "$CLUSTER_SRC/gateway-webhook" "-s -w")
+}
+
+go_build() { # out-dir module-dir ldflags pkgs...
+	local out=$1 mod=$2 ld=$3
+	shift 3
+	[ -f "$out/.complete" ] && return 0
+	local tmp="$out.tmp.$$"
+	rm -rf "$tmp"
+	mkdir -p "$tmp"
+	log "building $(basename "$out") (one-time; cached in $BIN_ROOT)"
+	local t0=$SECONDS
+	(cd "$mod" && go build -trimpath -ldflags="$ld" -o "$tmp/" "$@") >&2
+	# go names the binary of go.etcd.io/etcd/server/v3 "server"
+	[ -f "$tmp/server" ] && mv "$tmp/server" "$tmp/etcd"
+	touch "$tmp/.complete"
+	rm -rf "$out"
+	mv "$tmp" "$out"
+	log "built $(basename "$out") in $((SECONDS - t0))s"
+}
+
+# kwok needs Stage objects; use the "fast" set kwok itself ships (node-initialize,
+# node-heartbeat-with-lease, pod-ready, pod-complete, pod-delete), read from its module.
+kwok_stages() {
+	[ -s "$KWOK_BIN_DIR/stages.yaml" ] && return 0
+	local dir f
+	dir=$(cd "$CLUSTER_SRC/build/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+	for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+		pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+		echo "---"
+		cat "$dir/kustomize/stage/$f"
+	done >"$KWOK_BIN_DIR/stages.yaml.tmp"
+	mv "$KWOK_BIN_DIR/stages.yaml.tmp" "$KWOK_BIN_DIR/stages.yaml"
+}
+
+build_all() {
+	ensure_prereqs
+	mkdir -p "$BIN_ROOT"
+	compute_bin_dirs
+	local done_all=1 d
+	for d in "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$KWOK_BIN_DIR" "$WEBHOOK_BIN_DIR"; do
+		[ -f "$d/.complete" ] || done_all=0
+	done
+	[ -s "$KWOK_BIN_DIR/stages.yaml" ] || done_all=0
+	((done_all)) && return 0
+	exec 8>"$BIN_ROOT/.build-lock"
+	flock 8
+	go_build "$WEBHOOK_BIN_DIR" "$CLUSTER_SRC/gateway-webhook" "-s -w" .
+	go_build "$ETCD_BIN_DIR" "$CLUSTER_SRC/build/etcd" "-s -w" go.etcd.io/etcd/server/v3
+	go_build "$KWOK_BIN_DIR" "$CLUSTER_SRC/build/kwok" "-s -w" sigs.k8s.io/kwok/cmd/kwok
+	kwok_stages
+	go_build "$K8S_BIN_DIR" "$CLUSTER_SRC/build/kubernetes" "$(k8s_ldflags)" \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+	flock -u 8
+}
+
+# ---------------------------------------------------------------- certificates
+ossl() { openssl "$@" 2>/dev/null; }
+
+gen_ca() { # name cn
+	[ -f "$PKI/$1.crt" ] && return 0
+	ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/$1.key"
+	ossl req -x509 -new -key "$PKI/$1.key" -sha256 -days 3650 -subj "/CN=$2" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+		-out "$PKI/$1.crt"
+}
+
+gen_cert() { # name ca subject eku san(optional)
+	local name=$1 ca=$2 subj=$3 eku=$4 san=${5:-}
+	[ -f "$PKI/$name.crt" ] && return 0
+	ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/$name.key"
+	ossl req -new -key "$PKI/$name.key" -subj "$subj" -out "$PKI/$name.csr"
+	{
+		echo "basicConstraints=CA:FALSE"
+		echo "keyUsage=critical,digitalSignature,keyEncipherment"
+		echo "extendedKeyUsage=$eku"
+		[ -n "$san" ] && echo "subjectAltName=$san"
+	} >"$PKI/$name.ext"
+	ossl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.crt" -CAkey "$PKI/$ca.key" -CAcreateserial \
+		-days 3650 -sha256 -extfile "$PKI/$name.ext" -out "$PKI/$name.crt"
+	rm -f "$PKI/$name.csr" "$PKI/$name.ext"
+}
+
+ensure_certs() {
+	mkdir -p "$PKI"
+	chmod 700 "$PKI"
+	gen_ca ca "pgw-local-cluster-ca"
+	gen_cert apiserver ca "/CN=kube-apiserver" serverAuth \
+		"IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+	gen_cert admin ca "/O=system:masters/CN=kubernetes-admin" clientAuth
+	gen_cert controller-manager ca "/CN=system:kube-controller-manager" clientAuth
+	gen_cert scheduler ca "/CN=system:kube-scheduler" clientAuth
+	gen_cert kwok ca "/O=system:masters/CN=kwok-controller" clientAuth
+	gen_cert apiserver-webhook-client ca "/CN=kube-apiserver-webhook-client" clientAuth
+	# the webhooks get their own CA, passed to the apiserver as caBundle
+	gen_ca webhook-ca "pgw-gateway-webhook-ca"
+	gen_cert webhook webhook-ca "/CN=gateway-webhook" serverAuth "IP:127.0.0.1,DNS:localhost"
+	if [ ! -f "$PKI/sa.key" ]; then
+		ossl genrsa -out "$PKI/sa.key" 2048
+		ossl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+	fi
+}
+
+b64() { base64 -w0 <"$1"; }
+
+write_kubeconfig() { # path user cert-name
+	local path=$1 user=$2 cert=$3
+	local tmp="$path.tmp.$$"
+	cat >"$tmp" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: pgw-local
+  cluster:
+    server: $API_URL
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(b64 "$PKI/$cert.crt")
+    client-key-data: $(b64 "$PKI/$cert.key")
+contexts:
+- name: pgw-local
+  context:
+    cluster: pgw-local
+    user: $user
+    namespace: default
+current-context: pgw-local
+EOF
+	chmod 600 "$tmp"
+	mv "$tmp" "$path"
+}
+
+ensure_config() {
+	mkdir -p "$PIDS" "$LOGS" "$KCFG_DIR" "$STATE/etcd"
+	ensure_certs
+	[ -f "$KUBECONFIG_PATH" ] || write_kubeconfig "$KUBECONFIG_PATH" kubernetes-admin admin
+	local c
+	for c in controller-manager scheduler kwok; do
+		[ -f "$KCFG_DIR/$c.kubeconfig" ] || write_kubeconfig "$KCFG_DIR/$c.kubeconfig" "$c" "$c"
+	done
+	# What the webhook would see as /etc/resolv.conf inside a pod of namespace "gateways".
+	cat >"$STATE/webhook-resolv.conf" <<EOF
+search gateways.svc.cluster.local svc.cluster.local cluster.local
+nameserver 10.96.0.10
+options ndots:5
+EOF
+}
+
+# ---------------------------------------------------------------- processes
+bin_of() {
+	case $1 in
+	etcd) echo "$ETCD_BIN_DIR/etcd" ;;
+	apiserver) echo "$K8S_BIN_DIR/kube-apiserver" ;;
+	controller-manager) echo "$K8S_BIN_DIR/kube-controller-manager" ;;
+	scheduler) echo "$K8S_BIN_DIR/kube-scheduler" ;;
+	kwok) echo "$KWOK_BIN_DIR/kwok" ;;
+	webhook-foo | webhook-bar) echo "$WEBHOOK_BIN_DIR/gateway-webhook" ;;
+	*) die "unknown component '$1' (known: ${COMPONENTS[*]})" ;;
+	esac
+}
+
+args_of() {
+	case $1 in
+	etcd)
+		printf '%s\n' --name=pgw --data-dir="$STATE/etcd" \
+			--listen-client-urls="http://$HOST:$ETCD_CLIENT_PORT" --advertise-client-urls="http://$HOST:$ETCD_CLIENT_PORT" \
+			--listen-peer-urls="http://$HOST:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://$HOST:$ETCD_PEER_PORT" \
+			--initial-cluster="pgw=http://$HOST:$ETCD_PEER_PORT" --initial-cluster-state=new \
+			--unsafe-no-fsync --log-level=warn --quota-backend-bytes=2147483648
+		;;
+	apiserver)
+		printf '%s\n' --etcd-servers="http://$HOST:$ETCD_CLIENT_PORT" \
+			--bind-address=$HOST --secure-port=$APISERVER_PORT --advertise-address=$HOST \
+			--tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+			--client-ca-file="$PKI/ca.crt" \
+			--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+			--service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+			--service-cluster-ip-range=10.96.0.0/16 \
+			--authorization-mode=Node,RBAC \
+			--allow-privileged=true \
+			--endpoint-reconciler-type=none \
+			--proxy-client-cert-file="$PKI/apiserver-webhook-client.crt" --proxy-client-key-file="$PKI/apiserver-webhook-client.key" \
+			--profiling=false \
+			--cert-dir="$STATE/apiserver-certs"
+		;;
+	controller-manager)
+		printf '%s\n' --kubeconfig="$KCFG_DIR/controller-manager.kubeconfig" \
+			--authentication-kubeconfig="$KCFG_DIR/controller-manager.kubeconfig" \
+			--authorization-kubeconfig="$KCFG_DIR/controller-manager.kubeconfig" \
+			--bind-address=$HOST --secure-port=$CM_PORT --cert-dir="$STATE/controller-manager-certs" \
+			--service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
+			--cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
+			--use-service-account-credentials=true --leader-elect=false --cluster-name=pgw-local \
+			--profiling=false
+		;;
+	scheduler)
+		printf '%s\n' --kubeconfig="$KCFG_DIR/scheduler.kubeconfig" \
+			--authentication-kubeconfig="$KCFG_DIR/scheduler.kubeconfig" \
+			--authorization-kubeconfig="$KCFG_DIR/scheduler.kubeconfig" \
+			--bind-address=$HOST --secure-port=$SCHED_PORT --cert-dir="$STATE/scheduler-certs" \
+			--leader-elect=false --profiling=false
+		;;
+	kwok)
+		printf '%s\n' --kubeconfig="$KCFG_DIR/kwok.kubeconfig" --config="$KWOK_BIN_DIR/stages.yaml" \
+			--manage-all-nodes=false \
+			--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+			--manage-nodes-with-label-selector= \
+			--manage-single-node= \
+			--cidr=10.244.0.1/16 --node-ip=10.0.0.1 \
+			--node-lease-duration-seconds=40 \
+			--server-address="$HOST:$KWOK_PORT"
+		;;
+	webhook-foo | webhook-bar)
+		local gw=${1#webhook-} port dns
+		if [ "$gw" = foo ]; then port=$WEBHOOK_FOO_PORT dns=172.16.0.1; else port=$WEBHOOK_BAR_PORT dns=172.16.1.1; fi
+		printf '%s\n' --webhook-listen-address="$HOST:$port" \
+			--tls-cert-file-path="$PKI/webhook.crt" --tls-key-file-path="$PKI/webhook.key" \
+			--gateway="$gw-pod-gateway.gateways.svc.cluster.local" \
+			--DNS="$dns" --DNSPolicy=None \
+			--configmapName="$gw-pod-gateway" \
+			--setGatewayLabel=setGateway --setGatewayLabelValue="$gw" \
+			--setGatewayAnnotation=setGateway --setGatewayAnnotationValue="$gw" \
+			--initImage="$POD_GATEWAY_IMAGE" --initImagePullPol=IfNotPresent \
+			--initCmd=/bin/client_init.sh --initMountPoint=/config \
+			--sidecarImage="$POD_GATEWAY_IMAGE" --sidecarImagePullPol=IfNotPresent \
+			--sidecarCmd=/bin/client_sidecar.sh --sidecarMountPoint=/config \
+			--resolv-conf="$STATE/webhook-resolv.conf"
+		;;
+	esac
+}
+
+pid_of() { # prints pid if the component's recorded process is alive and is our binary
+	local c=$1 f=$PIDS/$1.pid pid exe
+	[ -f "$f" ] || return 1
+	pid=$(cat "$f")
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+	[ "$exe" = "$(bin_of "$c")" ] || return 1
+	echo "$pid"
+}
+
+healthy() {
+	local c=$1
+	case $c in
+	etcd) curl -fsS --max-time 2 "http://$HOST:$ETCD_CLIENT_PORT/health" 2>/dev/null | grep -q '"health":"true"' ;;
+	apiserver) curl -fsS --max-time 3 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$API_URL/readyz" >/dev/null 2>&1 ;;
+	controller-manager) curl -fsSk --max-time 2 "https://$HOST:$CM_PORT/healthz" >/dev/null 2>&1 ;;
+	scheduler) curl -fsSk --max-time 2 "https://$HOST:$SCHED_PORT/healthz" >/dev/null 2>&1 ;;
+	kwok) curl -fsS --max-time 2 "http://$HOST:$KWOK_PORT/healthz" >/dev/null 2>&1 ;;
+	webhook-foo) curl -fsS --max-time 2 --cacert "$PKI/webhook-ca.crt" "https://$HOST:$WEBHOOK_FOO_PORT/wh/health" >/dev/null 2>&1 ;;
+	webhook-bar) curl -fsS --max-time 2 --cacert "$PKI/webhook-ca.crt" "https://$HOST:$WEBHOOK_BAR_PORT/wh/health" >/dev/null 2>&1 ;;
+	esac
+}
+
+wait_healthy() { # component timeout-seconds
+	local c=$1 deadline=$((SECONDS + $2))
+	until healthy "$c"; do
+		if ! pid_of "$c" >/dev/null; then
+			tail -n 30 "$LOGS/$c.log" >&2 || true
+			die "$c exited during start-up (log: $LOGS/$c.log)"
+		fi
+		((SECONDS < deadline)) || die "$c not healthy after $2s (log: $LOGS/$c.log)"
+		sleep 0.2
+	done
+}
+
+start_component() { # component
+	local c=$1 pid bin
+	if pid=$(pid_of "$c"); then
+		healthy "$c" || wait_healthy "$c" 60
+		return 0
+	fi
+	if [ -f "$PIDS/$c.pid" ]; then
+		log "$c is not running (crashed?); restarting"
+	fi
+	bin=$(bin_of "$c")
+	[ -x "$bin" ] || die "$bin missing; run: npm run cluster -- build"
+	local -a args
+	mapfile -t args < <(args_of "$c")
+	printf '\n==== %s starting %s\n' "$(date -u +%FT%TZ)" "$c" >>"$LOGS/$c.log"
+	# close the lock descriptors so the long-running process does not hold the locks
+	setsid "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
+	echo $! >"$PIDS/$c.pid"
+	local timeout=60
+	[ "$c" = apiserver ] && timeout=120
+	wait_healthy "$c" "$timeout"
+	log "$c running (pid $(cat "$PIDS/$c.pid"))"
+}
+
+stop_pid() { # pid
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	for i in $(seq 1 50); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+}
+
+stop_component() {
+	local c=$1 pid
+	bin_of "$c" >/dev/null
+	if pid=$(pid_of "$c"); then
+		stop_pid "$pid"
+		log "$c stopped"
+	else
+		log "$c was not running"
+	fi
+	rm -f "$PIDS/$c.pid"
+}
+
+# processes started from this state dir that lost their pid file (e.g. after a crash of this script)
+stray_pids() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		p=${p#/proc/}
+		[ "$p" = $$ ] && continue
+		cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+		case $cmd in
+		"$BIN_ROOT"/*"$STATE"/*) echo "$p" ;;
+		esac
+	done
+}
+
+# ---------------------------------------------------------------- bootstrap objects
+KUBECTL_BIN() { echo "$K8S_BIN_DIR/kubectl"; }
+kc() { "$(KUBECTL_BIN)" --kubeconfig="$KUBECONFIG_PATH" "$@"; }
+
+bootstrap_manifest() {
+	local n gw port
+	for n in "${NODES[@]}"; do
+		cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $n
+  annotations:
+    node.alpha.kubernetes.io/ttl: "0"
+    kwok.x-k8s.io/node: fake
+  labels:
+    beta.kubernetes.io/arch: amd64
+    beta.kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: $n
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    type: kwok
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  nodeInfo: {architecture: amd64, kubeletVersion: fake, kubeProxyVersion: fake, operatingSystem: linux}
+  phase: Running
+EOF
+	done
+	cat <<EOF
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: gateways
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: default
+  labels:
+    routed-gateway: "true"
+EOF
+	for gw in foo bar; do
+		if [ $gw = foo ]; then port=$WEBHOOK_FOO_PORT; else port=$WEBHOOK_BAR_PORT; fi
+		cat <<EOF
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: $gw-pod-gateway
+  labels:
+    app.kubernetes.io/name: pod-gateway
+    app.kubernetes.io/instance: $gw
+webhooks:
+- name: $gw-pod-gateway.svc.cluster.local
+  namespaceSelector:
+    matchLabels:
+      routed-gateway: "true"
+  rules:
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    operations: ["CREATE"]
+    resources: ["pods"]
+    scope: Namespaced
+  clientConfig:
+    url: https://$HOST:$port/wh/mutating/setgateway
+    caBundle: $(b64 "$PKI/webhook-ca.crt")
+  admissionReviewVersions: ["v1", "v1beta1"]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 5
+EOF
+	done
+}
+
+bootstrap() {
+	bootstrap_manifest | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
+	if compgen -G "$KNATIVE_CRDS_DIR/*.yaml" >/dev/null; then
+		kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f "$KNATIVE_CRDS_DIR" >/dev/null
+		kc wait --for=condition=Established --timeout=60s -f "$KNATIVE_CRDS_DIR" >/dev/null
+	else
+		log "warning: no Knative CRDs found in $KNATIVE_CRDS_DIR; skipped"
+	fi
+	kc wait --for=condition=Ready --timeout=90s node "${NODES[@]}" >/dev/null
+	local deadline=$((SECONDS + 60))
+	until kc get serviceaccount default -n default >/dev/null 2>&1; do
+		((SECONDS < deadline)) || die "ServiceAccount default/default was not created (controller-manager log: $LOGS/controller-manager.log)"
+		sleep 0.3
+	done
+}
+
+# ---------------------------------------------------------------- commands
+print_env() {
+	compute_bin_dirs
+	cat <<EOF
+export KUBECONFIG=$KUBECONFIG_PATH
+export KUBE_API_URL=$API_URL
+export KUBECTL=$K8S_BIN_DIR/kubectl
+export KUBE_CA_FILE=$PKI/ca.crt
+export KUBE_CLIENT_CERT_FILE=$PKI/admin.crt
+export KUBE_CLIENT_KEY_FILE=$PKI/admin.key
+export PGW_CLUSTER_STATE_DIR=$STATE
+export PGW_GATEWAY_WEBHOOK_FOO_URL=https://$HOST:$WEBHOOK_FOO_PORT/wh/mutating/setgateway
+export PGW_GATEWAY_WEBHOOK_BAR_URL=https://$HOST:$WEBHOOK_BAR_PORT/wh/mutating/setgateway
+export PGW_GATEWAY_WEBHOOK_CA_FILE=$PKI/webhook-ca.crt
+EOF
+}
+
+state_lock() {
+	mkdir -p "$STATE"
+	exec 9>"$STATE/.cluster.lock"
+	flock 9
+}
+
+cmd_up() {
+	local t0=$SECONDS c
+	build_all
+	state_lock
+	ensure_config
+	for c in "${COMPONENTS[@]}"; do
+		start_component "$c"
+	done
+	bootstrap
+	log "cluster up in $((SECONDS - t0))s: $API_URL (kubeconfig $KUBECONFIG_PATH)"
+}
+
+cmd_down() {
+	compute_bin_dirs
+	state_lock
+	local i c pid
+	for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+		c=${COMPONENTS[i]}
+		if pid=$(pid_of "$c"); then
+			stop_pid "$pid"
+			log "$c stopped"
+		fi
+		rm -f "$PIDS/$c.pid"
+	done
+	for pid in $(stray_pids); do
+		log "stopping stray process $pid"
+		stop_pid "$pid"
+	done
+	# fresh etcd data next time; certificates stay cached
+	rm -rf "$STATE/etcd"
+	log "cluster down"
+}
+
+cmd_status() {
+	compute_bin_dirs
+	local c pid rc=0 state
+	for c in "${COMPONENTS[@]}"; do
+		if pid=$(pid_of "$c"); then
+			if healthy "$c"; then state="running (pid $pid)"; else
+				state="unhealthy (pid $pid)"
+				rc=3
+			fi
+		elif [ -f "$PIDS/$c.pid" ]; then
+			state="crashed (see $LOGS/$c.log)"
+			rc=3
+		else
+			state="stopped"
+			rc=3
+		fi
+		printf '%-20s %s\n' "$c" "$state"
+	done
+	return $rc
+}
+
+usage() {
+	cat >&2 <<EOF
+usage: npm run cluster -- <command>
+  up                 build (cached) and start everything; no-op when already up, restarts crashed parts
+  down               stop every process and drop the etcd data (certificates stay cached)
+  env                print sourceable environment (KUBECONFIG, KUBE_API_URL, KUBECTL, ...)
+  status             show each component; exit 3 when one is not running
+  build              only build the binaries
+  stop <component>   stop one component (${COMPONENTS[*]})
+  start <component>  start one stopped component
+  logs <component>   print the log file path of a component
+EOF
+}
+
+main() {
+	local cmd=${1:-}
+	shift || true
+	case $cmd in
+	up) cmd_up ;;
+	down) cmd_down ;;
+	env) print_env ;;
+	status) cmd_status ;;
+	build) build_all ;;
+	stop)
+		[ $# = 1 ] || die "usage: stop <component>"
+		compute_bin_dirs
+		state_lock
+		stop_component "$1"
+		;;
+	start)
+		[ $# = 1 ] || die "usage: start <component>"
+		compute_bin_dirs
+		bin_of "$1" >/dev/null
+		state_lock
+		ensure_config
+		start_component "$1"
+		;;
+	logs)
+		[ $# = 1 ] || die "usage: logs <component>"
+		compute_bin_dirs
+		bin_of "$1" >/dev/null
+		echo "$LOGS/$1.log"
+		;;
+	-h | --help | help) usage ;;
+	*)
+		usage
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
