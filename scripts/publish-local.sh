@@ -37,7 +37,7 @@ REGISTRY_ONLY=0
 case "${1:-}" in
   --registry-only) REGISTRY_ONLY=1 ;;
   "") ;;
-  -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
   *) die "unknown argument: $1" ;;
 esac
 
