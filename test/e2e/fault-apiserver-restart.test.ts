@@ -1,0 +1,100 @@
+/**
+ * Fault 1: the API server is stopped for a few seconds and started again in the middle of a load of N events
+ * from a sender that follows Knative's retry rules. Afterwards: exactly N client pods, no request ever had a
+ * second pod (watched, not just listed), and every event got exactly one final answer, `done`.
+ *
+ * N = PGW_FAULT_SCALE (default 200 for CI; 1000 for the full run recorded in the README).
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { cluster, listPods, routedNamespace } from "../support/cluster.ts";
+import { DONE, deliver, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, summarize, watchPods } from "../support/knative-sender.ts";
+import { type RunningService, startService } from "../support/service.ts";
+import { repo } from "../support/cluster.ts";
+import { runtime } from "../support/runtime.ts";
+
+const N = Number(process.env.PGW_FAULT_SCALE) || 200;
+const OUTAGE_MS = 3_000;
+const clusterAsync = (...args: string[]) => promisify(execFile)("bash", [`${repo}/cluster/cluster.sh`, ...args]);
+
+describe(`fault: API server restarted during a load of ${N} events (${runtime})`, () => {
+  let service: RunningService;
+  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
+  let watch: PodWatch;
+
+  before(async () => {
+    namespace = await routedNamespace("e2e-fault-restart");
+    watch = watchPods(namespace.name);
+    await watch.ready;
+    service = await startService({ CLIENT_NAMESPACE: namespace.name, KUBE_TIMEOUT_MS: "3000" });
+  });
+  after(async () => {
+    cluster("start", "apiserver");
+    await watch?.stop();
+    await service?.stop();
+    await namespace?.remove();
+  });
+
+  test("exactly N pods, no duplicates, one done answer per event", async (t) => {
+    const messages = Array.from({ length: N }, (_, i) => pendingMessage(`restart-${i}`, i % 2 ? "bar" : "foo", "/e2e/fault/restart"));
+    let outage: Promise<void> | undefined;
+    const timeline: Record<string, number> = {};
+    const started = Date.now();
+
+    const deliveries = await runLoad(messages, {
+      concurrency: 16,
+      deadlineMs: 240_000,
+      onProgress: (finished) => {
+        if (outage || finished < Math.floor(N / 4)) return;
+        outage = (async () => {
+          timeline.stop_at_ms = Date.now() - started;
+          await clusterAsync("stop", "apiserver");
+          timeline.stopped_at_ms = Date.now() - started;
+          await sleep(OUTAGE_MS);
+          await clusterAsync("start", "apiserver");
+          timeline.started_at_ms = Date.now() - started;
+        })();
+      },
+    }, (message) => deliver(service.url, message, { ...KNATIVE_POLICY, deadlineMs: 200_000 }));
+    await outage;
+    timeline.load_ms = Date.now() - started;
+
+    const summary = summarize(deliveries);
+    t.diagnostic(`load: ${JSON.stringify(summary)}`);
+    t.diagnostic(`timeline: ${JSON.stringify(timeline)}; watch reconnects ${watch.reconnects}`);
+    assert.ok(outage, "the API server was stopped during the load");
+    assert.ok((summary.attempts ?? 0) > N, "the outage hit the load: some events needed retries");
+
+    // One final answer per event: done, with the pod named after the request.
+    for (const [index, delivery] of deliveries.entries()) {
+      assert.ok(delivery, `event ${index} was sent`);
+      assert.equal(delivery.gaveUp, false, `event ${delivery.id} gave up: ${JSON.stringify(delivery.attempts.slice(-3))}`);
+      assert.equal(delivery.answer?.status, 200, `event ${delivery.id}: ${delivery.answer?.body}`);
+      assert.equal(delivery.answer?.event?.type, DONE, `event ${delivery.id}: ${delivery.answer?.body}`);
+      assert.equal(delivery.answer?.event?.causationid, delivery.id);
+      const nonFinal = delivery.attempts.slice(0, -1).filter((a) => a.status && a.status < 300);
+      assert.deepEqual(nonFinal, [], `event ${delivery.id} got a 2xx before its final answer`);
+    }
+
+    // Exactly N pods, one per request, all routed and released; none ever duplicated (watched across the restart).
+    const pods = await listPods(namespace.name);
+    const ids = pods.map((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"]);
+    assert.equal(pods.length, N, "exactly N client pods");
+    assert.equal(new Set(ids).size, N, "one pod per event id");
+    for (const pod of pods) {
+      assert.ok(pod.spec?.initContainers?.some((c) => c.name === "gateway-init"), `${pod.metadata?.name} is routed`);
+      assert.deepEqual(pod.spec?.schedulingGates ?? [], [], `${pod.metadata?.name} is released`);
+    }
+    const byName = new Map(pods.map((pod) => [pod.metadata!.name!, pod]));
+    for (const delivery of deliveries) {
+      const pod = byName.get(delivery!.answer!.event!.data!.pod_name!);
+      assert.equal(pod?.metadata?.annotations?.["podgateway.io/request-id"], delivery!.id, "the done answer names the event's pod");
+    }
+    await sleep(500); // let the watch catch up with the last updates
+    assert.deepEqual(watch.duplicates(), [], "no request ever had a second pod");
+    assert.deepEqual(watch.violations, [], "no unrouted pod was ever scheduled or ungated");
+    t.diagnostic(`pods: ${pods.length}, pod objects ever seen: ${watch.seen.size}, duplicates: ${watch.duplicates().length}`);
+  });
+});

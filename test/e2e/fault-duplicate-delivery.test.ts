@@ -1,0 +1,57 @@
+/**
+ * Fault 5: the same event delivered 100 times at once, split over two service processes (two replicas):
+ * one pod (one pod object ever, by the watch), and 100 answers that are all `done` and byte-identical.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { listPods, routedNamespace } from "../support/cluster.ts";
+import { attempt, DONE, pendingMessage, type PodWatch, sleep, watchPods } from "../support/knative-sender.ts";
+import { type RunningService, startService } from "../support/service.ts";
+import { runtime } from "../support/runtime.ts";
+
+const COPIES = 100;
+
+describe(`fault: one event delivered ${COPIES} times at once to two replicas (${runtime})`, () => {
+  let replicas: RunningService[] = [];
+  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
+  let watch: PodWatch;
+
+  before(async () => {
+    namespace = await routedNamespace("e2e-fault-dup");
+    watch = watchPods(namespace.name);
+    await watch.ready;
+    replicas = await Promise.all([0, 1].map(() => startService({ CLIENT_NAMESPACE: namespace.name })));
+  });
+  after(async () => {
+    await Promise.all(replicas.map((replica) => replica.stop()));
+    await watch?.stop();
+    await namespace?.remove();
+  });
+
+  for (const gateway of ["foo", "bar"]) {
+    test(`${gateway}: one pod, ${COPIES} identical done answers`, async (t) => {
+      const message = pendingMessage(`dup-${gateway}`, gateway, "/e2e/fault/dup");
+      const started = Date.now();
+      const results = await Promise.all(Array.from({ length: COPIES }, (_, i) => attempt(replicas[i % 2]!.url, message, { timeoutMs: 60_000, transport: "fetch" })));
+      t.diagnostic(`${COPIES} concurrent deliveries answered in ${Date.now() - started} ms`);
+      const first = results[0]!.answer!;
+      for (const { answer, attempt: a } of results) {
+        assert.ok(answer, `answered: ${a.error} ${a.detail}`);
+        assert.equal(answer.status, 200, answer.body);
+        assert.equal(answer.event?.type, DONE, answer.body);
+        assert.equal(answer.body, first.body, "identical body");
+        const ce = (headers: Record<string, string>) => Object.fromEntries(Object.entries(headers).filter(([key]) => key.startsWith("ce-") || key === "content-type"));
+        assert.deepEqual(ce(answer.headers), ce(first.headers), "identical ce-* headers");
+      }
+      const pods = (await listPods(namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === message.id);
+      assert.equal(pods.length, 1, "one pod");
+      assert.equal(pods[0]!.metadata?.name, first.event?.data?.pod_name);
+      assert.deepEqual(pods[0]!.spec?.schedulingGates ?? [], []);
+      const outcomes = replicas.flatMap((replica) => replica.logs.filter((r) => r.msg === "event" && r.id === message.id).map((r) => r.outcome));
+      assert.equal(outcomes.length, COPIES, "every copy was handled (none refused 429)");
+      await sleep(300);
+      assert.deepEqual(watch.duplicates(), [], "one pod object ever for the request");
+      assert.deepEqual(watch.violations, []);
+    });
+  }
+});

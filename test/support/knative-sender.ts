@@ -1,0 +1,386 @@
+/**
+ * A CloudEvents sender that delivers the way Knative's data plane does (broker → trigger subscriber), for fault
+ * tests: each event is POSTed in binary mode; 404, 408, 409, 429, 5xx, connection errors and timeouts are retried
+ * with exponential backoff (`backoffDelay * 2^n`, Knative's `backoffPolicy: exponential`), and a `Retry-After` on
+ * 429/503 stretches the wait up to `retryAfterMax` (Knative's `delivery-retryafter` feature). Every other answer is
+ * final. Attempts and total time are bounded, so a load always ends.
+ *
+ * Also here: a bounded load driver, and a pod watcher that records every state a namespace's pods go through,
+ * to prove that no unrouted client pod is ever scheduled and no request ever gets a second pod.
+ */
+import { request as httpRequest } from "node:http";
+import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
+import type { Pod } from "kubernetes-types/core/v1";
+import { loadKubeconfig } from "../../src/kube/kubeconfig.ts";
+import { clusterKubeconfig } from "./cluster.ts";
+import { fetcherFactory } from "./runtime.ts";
+
+export const PENDING = "io.podgateway.client.pending";
+export const DONE = "io.podgateway.client.scheduling.done";
+export const FAILED = "io.podgateway.client.scheduling.failed";
+
+/** Knative's `delivery` spec, in milliseconds. */
+export interface DeliveryPolicy {
+  /** Retries after the first attempt (Knative `retry`). */
+  retry: number;
+  /** Knative `backoffDelay`; the n-th retry waits `backoffDelayMs * 2^n` (exponential) or `* (n+1)` (linear). */
+  backoffDelayMs: number;
+  backoffPolicy: "exponential" | "linear";
+  /** Knative `retryAfterMax`: the longest a `Retry-After` may stretch a wait; 0 ignores `Retry-After`. */
+  retryAfterMaxMs: number;
+  /** Knative `timeout`: one attempt's deadline. */
+  timeoutMs: number;
+  /** Not Knative's: the whole delivery gives up after this long, so a test always ends. */
+  deadlineMs: number;
+  /**
+   * "fetch": the runtime's fetch with keep-alive (what a dispatcher does);
+   * "fresh": a new TCP connection per attempt (`Connection: close`), so a refused connection is told apart from a
+   * reset one exactly (SIGTERM tests).
+   */
+  transport: "fetch" | "fresh";
+}
+
+export const KNATIVE_POLICY: DeliveryPolicy = {
+  retry: 12,
+  backoffDelayMs: 50,
+  backoffPolicy: "exponential",
+  retryAfterMaxMs: 5_000,
+  timeoutMs: 30_000,
+  deadlineMs: 180_000,
+  transport: "fetch",
+};
+
+/** One attempt, as the sender saw it. */
+export interface Attempt {
+  at: number;
+  ms: number;
+  status?: number;
+  /** "refused": no connection was made; "reset": the connection broke before an answer; "timeout"; "other". */
+  error?: "refused" | "reset" | "timeout" | "other";
+  detail?: string;
+}
+
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+  /** The result event, when the answer carries one (binary mode). */
+  event?: CloudEventV1<Record<string, string>>;
+}
+
+export interface Delivery {
+  id: string;
+  attempts: Attempt[];
+  /** The final answer: a non-retryable one, or the last retryable one when attempts or time ran out. */
+  answer?: Answer;
+  /** True when the sender stopped with a retryable outcome (Knative would dead-letter it). */
+  gaveUp: boolean;
+  ms: number;
+}
+
+/** The statuses Knative redelivers. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 404 || status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+export interface WireMessage {
+  id: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A pending event in binary mode, as a broker would deliver it. */
+export function pendingMessage(id: string, gateway: unknown, source = "/e2e/fault"): WireMessage {
+  const message = HTTP.binary(new CloudEvent({ id, source, type: PENDING, data: { gateway_name: gateway } }));
+  return { id, headers: message.headers as Record<string, string>, body: message.body as string };
+}
+
+/** One POST; never throws: transport problems become `error`. */
+export async function attempt(url: string, message: WireMessage, policy: Pick<DeliveryPolicy, "timeoutMs" | "transport">): Promise<{ attempt: Attempt; answer?: Answer }> {
+  const at = Date.now();
+  try {
+    const answer = policy.transport === "fresh"
+      ? await postFresh(url, message, policy.timeoutMs)
+      : await postFetch(url, message, policy.timeoutMs);
+    return { attempt: { at, ms: Date.now() - at, status: answer.status }, answer };
+  } catch (error) {
+    return { attempt: { at, ms: Date.now() - at, error: classify(error), detail: describe(error) } };
+  }
+}
+
+/**
+ * Delivers one event until a final answer, Knative-style. `target` may change between attempts (a restarted
+ * service on a new port, as a Kubernetes Service would route to a new pod).
+ */
+export async function deliver(target: string | (() => string), message: WireMessage, policy: DeliveryPolicy = KNATIVE_POLICY): Promise<Delivery> {
+  const started = Date.now();
+  const attempts: Attempt[] = [];
+  let answer: Answer | undefined;
+  for (let n = 0; n <= policy.retry; n++) {
+    const url = typeof target === "string" ? target : target();
+    const result = await attempt(url, message, policy);
+    attempts.push(result.attempt);
+    answer = result.answer;
+    if (answer && !isRetryableStatus(answer.status)) {
+      return { id: message.id, attempts, answer, gaveUp: false, ms: Date.now() - started };
+    }
+    if (n === policy.retry) break;
+    let wait = policy.backoffPolicy === "exponential" ? policy.backoffDelayMs * 2 ** n : policy.backoffDelayMs * (n + 1);
+    const retryAfter = Number(answer?.headers["retry-after"]);
+    if (policy.retryAfterMaxMs > 0 && (answer?.status === 429 || answer?.status === 503) && retryAfter > 0) {
+      wait = Math.max(wait, Math.min(retryAfter * 1000, policy.retryAfterMaxMs));
+    }
+    if (Date.now() + wait - started > policy.deadlineMs) break;
+    await sleep(wait);
+  }
+  return { id: message.id, attempts, answer, gaveUp: true, ms: Date.now() - started };
+}
+
+async function postFetch(url: string, message: WireMessage, timeoutMs: number): Promise<Answer> {
+  const response = await fetch(url, { method: "POST", headers: message.headers, body: message.body, signal: AbortSignal.timeout(timeoutMs) });
+  return readAnswer(response.status, Object.fromEntries(response.headers), await response.text());
+}
+
+/** A POST on a connection of its own, closed after the answer. */
+function postFresh(url: string, message: WireMessage, timeoutMs: number): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const body = Buffer.from(message.body);
+    const req = httpRequest(url, {
+      method: "POST",
+      agent: false,
+      headers: { ...message.headers, connection: "close", "content-length": String(body.length) },
+      timeout: timeoutMs,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => {
+        const headers: Record<string, string> = {};
+        for (const [key, value] of Object.entries(res.headers)) if (typeof value === "string") headers[key] = value;
+        resolve(readAnswer(res.statusCode ?? 0, headers, Buffer.concat(chunks).toString("utf8")));
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+function readAnswer(status: number, headers: Record<string, string>, body: string): Answer {
+  if (!headers["ce-type"]) return { status, headers, body };
+  try {
+    return { status, headers, body, event: HTTP.toEvent({ headers, body }) as CloudEventV1<Record<string, string>> };
+  } catch {
+    return { status, headers, body };
+  }
+}
+
+function chain(error: unknown): string {
+  const parts: string[] = [];
+  for (let current = error as { message?: string; code?: string; cause?: unknown } | undefined, depth = 0; current && depth < 5; depth++) {
+    parts.push(`${current.code ?? ""} ${current.message ?? String(current)}`);
+    current = current.cause as typeof current;
+  }
+  return parts.join(" <- ");
+}
+
+function classify(error: unknown): Attempt["error"] {
+  const text = chain(error);
+  if (/ECONNREFUSED|refused/i.test(text)) return "refused";
+  if (/ETIMEDOUT|timed? ?out|TimeoutError|aborted due to timeout/i.test(text)) return "timeout";
+  if (/ECONNRESET|EPIPE|reset|hang up|other side closed|closed|connection error|broken pipe|UND_ERR_SOCKET|incomplete/i.test(text)) return "reset";
+  return "other";
+}
+
+function describe(error: unknown): string {
+  return chain(error).slice(0, 300);
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------- load
+
+export interface LoadOptions {
+  concurrency: number;
+  /** The load stops taking new items after this long (items not started are reported as not sent). */
+  deadlineMs: number;
+  /** Called after each item finishes, e.g. to inject a fault at some point of the load. */
+  onProgress?: (finished: number) => void;
+}
+
+/** Runs `work` over `items` with bounded concurrency and time; returns results in item order (undefined: not run). */
+export async function runLoad<T, R>(items: T[], options: LoadOptions, work: (item: T, index: number) => Promise<R>): Promise<(R | undefined)[]> {
+  const results: (R | undefined)[] = new Array(items.length).fill(undefined);
+  const deadline = Date.now() + options.deadlineMs;
+  let next = 0;
+  let finished = 0;
+  const worker = async () => {
+    while (next < items.length && Date.now() < deadline) {
+      const index = next++;
+      results[index] = await work(items[index]!, index);
+      options.onProgress?.(++finished);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.concurrency, items.length) }, worker));
+  return results;
+}
+
+/** Counts of attempts and answers over many deliveries, for test diagnostics and the README's figures. */
+export function summarize(deliveries: (Delivery | undefined)[]): Record<string, number> {
+  const summary: Record<string, number> = { events: deliveries.length, attempts: 0, retried_events: 0, gave_up: 0, not_sent: 0 };
+  for (const delivery of deliveries) {
+    if (!delivery) {
+      summary.not_sent!++;
+      continue;
+    }
+    summary.attempts! += delivery.attempts.length;
+    if (delivery.attempts.length > 1) summary.retried_events!++;
+    if (delivery.gaveUp) summary.gave_up!++;
+    for (const a of delivery.attempts) {
+      const key = a.status ? `http_${a.status}` : `error_${a.error}`;
+      summary[key] = (summary[key] ?? 0) + 1;
+    }
+    const final = delivery.answer?.event?.type ?? (delivery.answer ? `status_${delivery.answer.status}` : "no_answer");
+    summary[`final_${final.replace(/^io\.podgateway\.client\.scheduling\./, "")}`] = (summary[`final_${final.replace(/^io\.podgateway\.client\.scheduling\./, "")}`] ?? 0) + 1;
+  }
+  return summary;
+}
+
+// ---------------------------------------------------------------- watching pods
+
+export const ROUTING_GATE = "podgateway.io/routing-verified";
+const REQUEST_ID = "podgateway.io/request-id";
+const REQUEST_SOURCE = "podgateway.io/request-source";
+
+/** What the watcher knows about one pod object (one uid). */
+export interface SeenPod {
+  uid: string;
+  name: string;
+  request: string;
+  routed: boolean;
+  everScheduled: boolean;
+  everUngated: boolean;
+  deleted: boolean;
+}
+
+export interface PodWatch {
+  /** Every pod object ever seen in the namespace, by uid. */
+  seen: Map<string, SeenPod>;
+  /** Unrouted pods (no gateway-init) seen with `spec.nodeName` or without the routing gate: must stay empty. */
+  violations: string[];
+  /** Requests (source + id) that had more than one pod object over the watch: must stay empty. */
+  duplicates: () => string[];
+  /** Watch (re)connections and relists, e.g. across an API server restart. */
+  reconnects: number;
+  /** Resolves once the initial list is in. */
+  ready: Promise<void>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Watches every pod of `namespace` (list, then watch from its resourceVersion, re-watching after breaks and
+ * relisting after 410 Gone) with the admin kubeconfig. Every ADDED/MODIFIED state is checked: an unrouted pod
+ * that is ever scheduled or ungated is a violation of the fail-closed promise.
+ */
+export function watchPods(namespace: string, routingInitContainer = "gateway-init"): PodWatch {
+  const seen = new Map<string, SeenPod>();
+  const violations: string[] = [];
+  const abort = new AbortController();
+  let reconnects = 0;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+
+  const observe = (pod: Pod, deleted = false) => {
+    const uid = pod.metadata?.uid ?? "?";
+    const routed = pod.spec?.initContainers?.some((container) => container.name === routingInitContainer) ?? false;
+    const scheduled = Boolean(pod.spec?.nodeName);
+    const gated = pod.spec?.schedulingGates?.some((gate) => gate.name === ROUTING_GATE) ?? false;
+    const annotations = pod.metadata?.annotations ?? {};
+    const entry = seen.get(uid) ?? {
+      uid,
+      name: pod.metadata?.name ?? "?",
+      request: `${annotations[REQUEST_SOURCE] ?? "?"}\0${annotations[REQUEST_ID] ?? "?"}`,
+      routed,
+      everScheduled: false,
+      everUngated: false,
+      deleted: false,
+    };
+    entry.routed ||= routed;
+    entry.everScheduled ||= scheduled;
+    entry.everUngated ||= !gated;
+    entry.deleted ||= deleted;
+    seen.set(uid, entry);
+    if (!routed && !deleted && (scheduled || !gated)) {
+      violations.push(`${pod.metadata?.name} (uid ${uid}) has no ${routingInitContainer} but ${scheduled ? `is on node ${pod.spec?.nodeName}` : "lost its routing gate"}`);
+    }
+  };
+
+  const run = async () => {
+    const config = await loadKubeconfig(clusterKubeconfig());
+    const fetcher = (await fetcherFactory())(config.tls);
+    const headers: Record<string, string> = { accept: "application/json", ...(config.token ? { authorization: `Bearer ${config.token}` } : {}) };
+    const base = `${config.server}/api/v1/namespaces/${namespace}/pods`;
+    let resourceVersion: string | undefined;
+    while (!abort.signal.aborted) {
+      try {
+        if (!resourceVersion) {
+          const response = await fetcher(base, { method: "GET", headers, signal: abort.signal });
+          if (!response.ok) throw new Error(`list: HTTP ${response.status}`);
+          const list = await response.json() as { metadata: { resourceVersion: string }; items: Pod[] };
+          for (const pod of list.items) observe(pod);
+          resourceVersion = list.metadata.resourceVersion;
+          markReady();
+        }
+        const url = `${base}?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=${resourceVersion}`;
+        const response = await fetcher(url, { method: "GET", headers, signal: abort.signal });
+        if (!response.ok || !response.body) throw new Error(`watch: HTTP ${response.status}`);
+        const reader = response.body.getReader();
+        const decoder = new TextDecoder();
+        let buffered = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffered += decoder.decode(value, { stream: true });
+          let newline: number;
+          while ((newline = buffered.indexOf("\n")) >= 0) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (!line) continue;
+            const event = JSON.parse(line) as { type: string; object: Pod & { code?: number } };
+            if (event.type === "ERROR") {
+              if (event.object.code === 410) resourceVersion = undefined; // too old: relist
+              throw new Error(`watch error ${event.object.code}`);
+            }
+            if (event.object.metadata?.resourceVersion) resourceVersion = event.object.metadata.resourceVersion;
+            if (event.type === "ADDED" || event.type === "MODIFIED") observe(event.object);
+            if (event.type === "DELETED") observe(event.object, true);
+          }
+        }
+      } catch {
+        if (abort.signal.aborted) break;
+      }
+      if (abort.signal.aborted) break;
+      reconnects++;
+      await sleep(200);
+    }
+  };
+  const running = run().catch(() => {});
+
+  return {
+    seen,
+    violations,
+    duplicates: () => {
+      const byRequest = new Map<string, number>();
+      for (const pod of seen.values()) byRequest.set(pod.request, (byRequest.get(pod.request) ?? 0) + 1);
+      return [...byRequest].filter(([, count]) => count > 1).map(([request, count]) => `${request.replace("\0", " ")}: ${count} pods`);
+    },
+    get reconnects() {
+      return reconnects;
+    },
+    ready,
+    stop: async () => {
+      abort.abort();
+      await running;
+    },
+  };
+}
