@@ -211,7 +211,10 @@ describe("deploy/ on the local cluster (server-side dry-run)", () => {
 
   after(() => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
-    if (cluster && created.length > 0) kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", ...created);
+    if (cluster && created.length > 0) {
+      const removed = kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", ...created);
+      if (removed.status !== 0) console.error(`could not remove the namespaces this test created (${created.join(", ")}): ${removed.stderr}`);
+    }
   });
 
   test("the cluster serves the Knative CRDs the manifests use (Serving, Eventing, SinkBinding)", () => {
