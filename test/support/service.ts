@@ -37,7 +37,8 @@ export async function startService(env: Record<string, string> = {}, command = s
       }
     });
     child.once("exit", (code) => reject(new Error(`service exited with ${code} before listening:\n${raw}`)));
-    setTimeout(() => reject(new Error(`service did not listen within 20 s:\n${raw}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`service did not listen within 20 s:\n${raw}`)), 20_000);
+    timer.unref?.();
   });
   const listening = await port;
   return {
