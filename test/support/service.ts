@@ -26,19 +26,24 @@ export async function startService(env: Record<string, string> = {}, command = s
   child.stderr!.on("data", (chunk) => (raw += chunk));
   const lines = createInterface({ input: child.stdout! });
   const port = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not listen within 20 s:\n${raw}`)), 20_000);
     lines.on("line", (line) => {
       raw += line + "\n";
       try {
         const record = JSON.parse(line);
         logs.push(record);
-        if (record.msg === "listening") resolve(record.port);
+        if (record.msg === "listening") {
+          clearTimeout(timer);
+          resolve(record.port);
+        }
       } catch {
         // not a log line
       }
     });
-    child.once("exit", (code) => reject(new Error(`service exited with ${code} before listening:\n${raw}`)));
-    const timer = setTimeout(() => reject(new Error(`service did not listen within 20 s:\n${raw}`)), 20_000);
-    timer.unref?.();
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`service exited with ${code} before listening:\n${raw}`));
+    });
   });
   const listening = await port;
   return {
