@@ -326,7 +326,7 @@ pid_of() { # prints pid if the component's recorded process is alive and is our 
 	local c=$1 f=$PIDS/$1.pid pid exe
 	[ -f "$f" ] || return 1
 	pid=$(cat "$f")
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+	[ -n "$pid" ] && alive "$pid" || return 1
 	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
 	[ "$exe" = "$(bin_of "$c")" ] || return 1
 	echo "$pid"
@@ -373,24 +373,40 @@ start_component() { # component
 	printf '\n==== %s starting %s\n' "$(date -u +%FT%TZ)" "$c" >>"$LOGS/$c.log"
 	# close the lock descriptors so the long-running process does not hold the locks
 	setsid "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
-	echo $! >"$PIDS/$c.pid"
+	pid=$!
+	echo "$pid" >"$PIDS/$c.pid"
+	# the background child is bash until it has exec'ed the binary: wait for that
+	local i
+	for i in $(seq 1 100); do
+		[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$bin" ] && break
+		alive "$pid" || break
+		sleep 0.05
+	done
 	local timeout=60
 	[ "$c" = apiserver ] && timeout=120
 	wait_healthy "$c" "$timeout"
 	log "$c running (pid $(cat "$PIDS/$c.pid"))"
 }
 
+# alive: exists and is not a zombie waiting for its (re)parent to reap it
+alive() {
+	local st
+	kill -0 "$1" 2>/dev/null || return 1
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 stop_pid() { # pid
 	local pid=$1 i
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
+	for i in $(seq 1 200); do
+		alive "$pid" || return 0
+		sleep 0.05
 	done
 	kill -KILL "$pid" 2>/dev/null || true
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
+	for i in $(seq 1 100); do
+		alive "$pid" || return 0
+		sleep 0.05
 	done
 }
 
