@@ -101,7 +101,8 @@ export function createApp(options: AppOptions): Hono {
         return retryLater(`Kubernetes is unavailable: ${(error as Error).message}`, error);
       }
       try {
-        await options.sink?.send(reply);
+        // As for pending events: a `Prefer: reply` sender publishes the reply itself.
+        if (options.sink && !prefersReply(request)) await options.sink.send(reply);
       } catch (error) {
         finish("retry", { pod: reply.subject, error: (error as Error).message });
         return retryLater(`result not delivered to K_SINK: ${(error as Error).message}`);

@@ -9,6 +9,11 @@ const OPTIONS = {
   "gateway-label": { env: "GATEWAY_LABEL", default: "setGateway", help: "label key the pod-gateway webhook matches; empty for none" },
   "gateway-annotation": { env: "GATEWAY_ANNOTATION", default: "setGateway", help: "annotation key the pod-gateway webhook matches; empty for none" },
   "routing-init-container": { env: "ROUTING_INIT_CONTAINER", default: "gateway-init", help: "init container whose presence proves the webhook routed a pod" },
+  "client-lifecycle-events": { env: "CLIENT_LIFECYCLE_EVENTS", default: "false", help: "watch client pods and send ready/failed/deleted events to K_SINK (puts a finalizer on client pods)" },
+  "gateway-sidecar-container": { env: "GATEWAY_SIDECAR_CONTAINER", default: "gateway-sidecar", help: "sidecar container that must run for a client to be ready" },
+  "client-max-lifetime-seconds": { env: "CLIENT_MAX_LIFETIME_SECONDS", default: "0", help: "maximum lifetime of a client pod (activeDeadlineSeconds); 0 for none" },
+  "client-ready-timeout-seconds": { env: "CLIENT_READY_TIMEOUT_SECONDS", default: "300", help: "a client not ready this long after creation fails and is deleted; 0 for no limit" },
+  "max-clients-per-gateway": { env: "MAX_CLIENTS_PER_GATEWAY", default: "0", help: "clients one gateway may have at once; beyond it, GatewayAtCapacity; 0 for unlimited" },
   "event-source": { env: "EVENT_SOURCE", default: "/podgateway/provisioner", help: "source attribute of result events" },
   "oidc-audience": { env: "OIDC_AUDIENCE", default: "", help: "require Knative OIDC sender tokens for this audience (TokenReview); empty: no sender authentication" },
   "allowed-senders": { env: "ALLOWED_SENDERS", default: "", help: "comma-separated usernames allowed to send when --oidc-audience is set; * for any" },
@@ -44,6 +49,11 @@ const ConfigSchema = v.pipe(
     "gateway-label": LabelKey,
     "gateway-annotation": LabelKey,
     "routing-init-container": v.pipe(v.string(), v.nonEmpty("must not be empty")),
+    "client-lifecycle-events": v.pipe(v.picklist(["true", "false"], "must be true or false"), v.transform((text) => text === "true")),
+    "gateway-sidecar-container": v.pipe(v.string(), v.nonEmpty("must not be empty")),
+    "client-max-lifetime-seconds": Integer(0, 2 ** 31 - 1),
+    "client-ready-timeout-seconds": Integer(0, 7 * 24 * 3600),
+    "max-clients-per-gateway": Integer(0, 100_000),
     "event-source": v.pipe(v.string(), v.nonEmpty("must not be empty")),
     "oidc-audience": v.string(),
     "allowed-senders": v.pipe(v.string(), v.transform((text) => text.split(",").map((name) => name.trim()).filter(Boolean))),
@@ -109,7 +119,8 @@ export function usage(): string {
     ...lines,
     "  -h, --help                 print this help",
     "",
-    "Knative sets K_SINK (where result events are also sent) and K_CE_OVERRIDES (extensions added to them).",
+    "Knative sets K_SINK (where result events are also sent, and client lifecycle events: ready, failed, deleted,",
+    "with --client-lifecycle-events) and K_CE_OVERRIDES (extensions added to them).",
   ].join("\n");
 }
 

@@ -4,6 +4,7 @@ import { senderAuth } from "./auth/sender-auth.ts";
 import type { Config } from "./config.ts";
 import { parseCeOverrides } from "./events/results.ts";
 import { httpSink } from "./events/sink.ts";
+import { createLifecycle } from "./lifecycle/lifecycle.ts";
 import { inClusterClient, isInCluster } from "./kube/in-cluster.ts";
 import { kubeconfigClient, kubeconfigPath } from "./kube/kubeconfig.ts";
 import type { HttpRestClient } from "./kube/http-client.ts";
@@ -17,6 +18,11 @@ export interface Service {
   kube: HttpRestClient;
   /** Where the API server is and how we authenticate, for the start-up log line (no secrets). */
   describe: string;
+  /**
+   * Background work to run until shutdown (the client lifecycle watch, when enabled); entrypoints
+   * start it once listening and abort the signal on SIGTERM.
+   */
+  background?: (signal: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -34,20 +40,38 @@ export async function createService(
   const path = kubeconfigPath(undefined, { KUBECONFIG: config.kubeconfig });
   const kube = useInCluster ? await inClusterClient(fetcherFor, { timeoutMs, env }) : await kubeconfigClient(path, fetcherFor, { timeoutMs });
 
+  const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
+  const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
+  const lifecycle = createLifecycle({
+    kube,
+    namespace: config["client-namespace"],
+    stamp,
+    log,
+    lifecycleSink: config["client-lifecycle-events"] ? sink : undefined,
+    gatewayLabelKey: config["gateway-label"],
+    gatewayAnnotationKey: config["gateway-annotation"],
+    sidecarContainer: config["gateway-sidecar-container"],
+    readyTimeoutMs: config["client-ready-timeout-seconds"] * 1000,
+    maxClientsPerGateway: config["max-clients-per-gateway"],
+  });
+
   const app = createApp({
     provisioner: {
       kube,
       routingInitContainer: config["routing-init-container"],
+      admit: lifecycle.admit,
       pod: {
         namespace: config["client-namespace"],
         image: config["client-image"],
         command: config["client-command"],
         gatewayLabelKey: config["gateway-label"],
         gatewayAnnotationKey: config["gateway-annotation"],
+        activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
       },
     },
-    stamp: { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) },
-    sink: env.K_SINK ? httpSink(env.K_SINK) : undefined,
+    stamp,
+    sink,
+    lifecycle,
     metrics: new Metrics(),
     log,
     ready: readiness(kube),
@@ -60,7 +84,13 @@ export async function createService(
   if (!config["oidc-audience"]) {
     log({ msg: "WARNING: sender authentication is off: anyone who can reach this service can create client pods; set --oidc-audience and --allowed-senders" });
   }
-  return { app, kube, describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})` };
+  const tracker = lifecycle.tracker;
+  return {
+    app,
+    kube,
+    describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})`,
+    background: tracker && ((signal) => tracker.run(signal)),
+  };
 }
 
 /** `/readyz` asks the API server's own `/readyz`, at most once a second however often probes come. */

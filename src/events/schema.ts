@@ -42,6 +42,8 @@ export const FailureReason = v.picklist([
   "PodRejected",
   /** A pod with the derived name exists but belongs to another request (a hash collision, or tampering). */
   "NameConflict",
+  /** `--max-clients-per-gateway` clients of this gateway exist already; a release frees a slot. */
+  "GatewayAtCapacity",
 ]);
 export type FailureReason = v.InferOutput<typeof FailureReason>;
 
@@ -52,6 +54,57 @@ export const FailedData = v.object({
   gateway_name: v.optional(v.string()),
 });
 export type FailedData = v.InferOutput<typeof FailedData>;
+
+/** Data of `io.podgateway.client.ready|failed|deleted`: which client, and for `failed` why. */
+export const ClientLifecycleData = v.object({
+  pod_name: v.string(),
+  namespace: v.string(),
+  gateway_name: v.optional(v.string()),
+  /** For `failed`: `Evicted`, `DeadlineExceeded` (max lifetime), `ReadyTimeout`, or the pod's own reason. */
+  reason: v.optional(v.string()),
+  message: v.string(),
+});
+export type ClientLifecycleData = v.InferOutput<typeof ClientLifecycleData>;
+
+/** A pod name: a DNS subdomain. */
+const PodName = v.pipe(
+  v.string("must be a string"),
+  v.maxLength(253, "must be at most 253 characters"),
+  v.regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a pod name (lowercase letters, digits, '-' and '.')"),
+);
+
+/**
+ * Data of `io.podgateway.client.release`: the client pod by name (`pod_name`, from the done event), or the
+ * original pending event's `source` and `id` (the pod name is derived from them).
+ */
+export const ReleaseData = v.union([
+  v.strictObject({ pod_name: PodName }),
+  v.strictObject({ source: v.pipe(v.string("must be a string"), v.nonEmpty("must not be empty")), id: v.pipe(v.string("must be a string"), v.nonEmpty("must not be empty")) }),
+], "must be a JSON object with either pod_name, or source and id (of the pending event)");
+export type ReleaseData = v.InferOutput<typeof ReleaseData>;
+
+/** Data of `io.podgateway.client.release.done`. */
+export const ReleaseDoneData = v.object({
+  pod_name: v.string(),
+  namespace: v.string(),
+  /** The same whether this delivery deleted the pod or an earlier one did: every delivery gets the same answer. */
+  message: v.string(),
+});
+export type ReleaseDoneData = v.InferOutput<typeof ReleaseDoneData>;
+
+/** Data of `io.podgateway.client.release.failed`. */
+export const ReleaseFailedData = v.object({
+  reason: v.picklist([
+    "InvalidEventData",
+    /** The named pod exists but this service did not create it: it is never deleted. */
+    "NotAClient",
+    /** The pod of that name was created for another request than the one named by `source`/`id`. */
+    "NameConflict",
+  ]),
+  message: v.string(),
+  pod_name: v.optional(v.string()),
+});
+export type ReleaseFailedData = v.InferOutput<typeof ReleaseFailedData>;
 
 /** Turns a valibot failure into one sentence naming the field and the rule, e.g. `data.gateway_name must be ...`. */
 export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {

@@ -1,5 +1,5 @@
 import { KubeApiError, KubeTransportError, type KubeStatus } from "./errors.ts";
-import type { Fetcher, KubeRequest, RestClient } from "./rest-client.ts";
+import type { Fetcher, KubeRequest, StreamingRestClient } from "./rest-client.ts";
 
 /** How an {@link HttpRestClient} reaches and authenticates to one API server. */
 export interface HttpRestClientOptions {
@@ -13,7 +13,7 @@ export interface HttpRestClientOptions {
 }
 
 /** {@link RestClient} over HTTPS with any `fetch`. Used by both the kubeconfig and the in-cluster transport. */
-export class HttpRestClient implements RestClient {
+export class HttpRestClient implements StreamingRestClient {
   readonly server: string;
   readonly #fetcher: Fetcher;
   readonly #token: HttpRestClientOptions["token"];
@@ -27,14 +27,7 @@ export class HttpRestClient implements RestClient {
   }
 
   async performRequest<T = unknown>(request: KubeRequest): Promise<T> {
-    const url = new URL(this.server + request.path);
-    for (const [key, value] of Object.entries(request.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, value);
-    }
-    const headers: Record<string, string> = { accept: "application/json" };
-    const token = await this.#token?.();
-    if (token) headers.authorization = `Bearer ${token}`;
-    if (request.body !== undefined) headers["content-type"] = request.contentType ?? "application/json";
+    const { url, headers } = await this.#prepare(request);
 
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const signal = request.signal ? AbortSignal.any([request.signal, timeout]) : timeout;
@@ -63,6 +56,60 @@ export class HttpRestClient implements RestClient {
     if (request.expect === "text") return text as T;
     return (text ? JSON.parse(text) : undefined) as T;
   }
+
+  async performStream<T = unknown>(request: KubeRequest & { method: "GET" }): Promise<ReadableStream<T>> {
+    const { url, headers } = await this.#prepare(request);
+    // The deadline covers only the wait for the response headers: a watch then stays open for minutes.
+    const connect = new AbortController();
+    const timer = setTimeout(() => connect.abort(new Error(`timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    const signal = request.signal ? AbortSignal.any([request.signal, connect.signal]) : connect.signal;
+    let response: Response;
+    try {
+      response = await this.#fetcher(url.href, { method: "GET", headers, signal });
+    } catch (cause) {
+      const what = connect.signal.aborted ? `timed out after ${this.#timeoutMs} ms` : describe(cause);
+      throw new KubeTransportError(`GET ${request.path}: ${what}`, { cause });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response.ok || !response.body) {
+      const text = await response.text().catch(() => "");
+      throw new KubeApiError(response.status, parseStatus(text, response.status), retryAfter(response.headers));
+    }
+    return response.body.pipeThrough(new TextDecoderStream()).pipeThrough(jsonLines<T>());
+  }
+
+  async #prepare(request: KubeRequest): Promise<{ url: URL; headers: Record<string, string> }> {
+    const url = new URL(this.server + request.path);
+    for (const [key, value] of Object.entries(request.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, value);
+    }
+    const headers: Record<string, string> = { accept: "application/json" };
+    const token = await this.#token?.();
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (request.body !== undefined) headers["content-type"] = request.contentType ?? "application/json";
+    return { url, headers };
+  }
+}
+
+/** Splits text into lines and parses each non-empty one as JSON; a watch sends one event per line. */
+export function jsonLines<T>(): TransformStream<string, T> {
+  let buffered = "";
+  return new TransformStream<string, T>({
+    transform(chunk, controller) {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline).trim();
+        buffered = buffered.slice(newline + 1);
+        if (line) controller.enqueue(JSON.parse(line) as T);
+      }
+    },
+    flush(controller) {
+      const line = buffered.trim();
+      if (line) controller.enqueue(JSON.parse(line) as T);
+    },
+  });
 }
 
 function parseStatus(text: string, code: number): KubeStatus {

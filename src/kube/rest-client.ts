@@ -8,6 +8,20 @@ export interface RestClient {
   performRequest<T = unknown>(request: KubeRequest): Promise<T>;
 }
 
+/**
+ * A {@link RestClient} that can also hold a streaming GET open, as watches need (`?watch=1`). Separate from
+ * {@link RestClient} so plain request/response fakes and transports need not implement it.
+ */
+export interface StreamingRestClient extends RestClient {
+  /**
+   * Performs a GET whose answer is a stream of JSON documents, one a line (a watch), and yields them parsed.
+   * Resolves once the response headers arrived (within the client's timeout); the stream then lasts until
+   * the server ends it or `request.signal` aborts it, and errors if the connection breaks.
+   * @throws KubeApiError for a non-2xx answer, KubeTransportError when the server cannot be reached.
+   */
+  performStream<T = unknown>(request: KubeRequest & { method: "GET" }): Promise<ReadableStream<T>>;
+}
+
 /** One Kubernetes API call. `path` starts with `/api` or `/apis` (or a non-resource path such as `/readyz`). */
 export interface KubeRequest {
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";

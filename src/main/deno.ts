@@ -12,10 +12,14 @@ const server = Deno.serve({
   port: config.port,
   onListen: ({ port }) => log({ msg: "listening", host: config.host, port, kube: service.describe }),
 }, service.app.fetch);
+/** Background work (the client lifecycle watch) runs until shutdown. */
+const background = new AbortController();
+service.background?.(background.signal);
 
 /** SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish, exit. */
 const stop = (signal: string) => {
   log({ msg: "shutting down", signal });
+  background.abort();
   const deadline = setTimeout(() => {
     log({ msg: "in-flight requests outlived the shutdown grace period" });
     Deno.exit(1);

@@ -13,10 +13,14 @@ const { service, config, log } = started;
 const server = serve({ fetch: service.app.fetch, hostname: config.host, port: config.port }, (info) => {
   log({ msg: "listening", host: config.host, port: info.port, kube: service.describe });
 }) as Server;
+/** Background work (the client lifecycle watch) runs until shutdown. */
+const background = new AbortController();
+service.background?.(background.signal);
 
 /** SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish, exit. */
 const stop = (signal: string) => {
   log({ msg: "shutting down", signal });
+  background.abort();
   server.close(() => {
     log({ msg: "stopped" });
     process.exit(0);

@@ -10,6 +10,8 @@ export interface ClientPodSettings {
   gatewayLabelKey: string;
   /** Annotation key the pod-gateway webhook matches (chart: `setGatewayAnnotation`); empty to set none. */
   gatewayAnnotationKey: string;
+  /** Maximum lifetime of a client (`activeDeadlineSeconds`): the kubelet then fails the pod (`DeadlineExceeded`). */
+  activeDeadlineSeconds?: number;
 }
 
 /** The request a client pod stands for: Knative's dedupe key is the pair (source, id). */
@@ -61,6 +63,7 @@ export function clientPod(settings: ClientPodSettings, request: ClientRequest): 
     metadata: { name: clientPodName(request), namespace: settings.namespace, labels, annotations },
     spec: {
       schedulingGates: [{ name: ROUTING_GATE }],
+      ...(settings.activeDeadlineSeconds ? { activeDeadlineSeconds: settings.activeDeadlineSeconds } : {}),
       restartPolicy: "Always",
       automountServiceAccountToken: false,
       enableServiceLinks: false,

@@ -18,6 +18,12 @@ export interface ProvisionerOptions {
   pod: ClientPodSettings;
   /** Name of the init container the pod-gateway webhook adds to every pod it routes. */
   routingInitContainer: string;
+  /**
+   * Asked about a routed pod still behind the routing gate, just before the gate is removed (e.g. the
+   * per-gateway capacity, see src/lifecycle/capacity.ts): a refusal deletes the never-schedulable pod and
+   * fails the request with its reason. A pod already past the gate was admitted earlier and is not asked again.
+   */
+  admit?: (pod: Pod, request: ClientRequest, signal?: AbortSignal) => Promise<{ reason: FailureReason; message: string } | undefined>;
 }
 
 /** The end of one provisioning: a routed, schedulable pod, or a permanent failure. Transient trouble throws. */
@@ -68,6 +74,14 @@ export async function provisionClient(options: ProvisionerOptions, request: Clie
   }
   if (pod.metadata?.deletionTimestamp) {
     throw new KubeTransportError(`pod ${namespace}/${name} is being deleted; retry once it is gone`);
+  }
+
+  if (options.admit && pod.spec?.schedulingGates?.some((gate) => gate.name === ROUTING_GATE)) {
+    const refusal = await options.admit(pod, request, signal);
+    if (refusal) {
+      await deleteIgnoringGone(kube, namespace, name, pod.metadata?.uid, signal);
+      return failed(refusal.reason, refusal.message);
+    }
   }
 
   pod = await releaseRoutingGate(kube, pod, signal);

@@ -1,0 +1,227 @@
+/**
+ * The client lifecycle tracker: watches the client pods this service created and delivers
+ * `io.podgateway.client.ready|failed|deleted` to K_SINK, each once per pod (at least once, same id).
+ *
+ * Level-triggered: every change of a pod, and a periodic sweep, reconcile that pod, i.e. compare what is
+ * due (from the pod itself, see client-state.ts) with what was delivered (recorded on the pod in an
+ * annotation, plus an in-memory set for the moment before our own patch is seen). Our finalizer keeps a
+ * deleted pod around until its `deleted` event is delivered, so a deletion while we are down is not missed.
+ */
+import type { Pod } from "kubernetes-types/core/v1";
+import type { ResultStamp } from "../events/results.ts";
+import type { EventSink } from "../events/sink.ts";
+import { KubeApiError } from "../kube/errors.ts";
+import { deletePod } from "../kube/pods.ts";
+import type { StreamingRestClient } from "../kube/rest-client.ts";
+import type { Logger } from "../observability/log.ts";
+import {
+  type ClientStatus,
+  clientStatus,
+  dueTransitions,
+  failureOf,
+  gatewayOf,
+  isAdmitted,
+  LIFECYCLE_FINALIZER,
+  recordedTransitions,
+  type StateRules,
+  type Transition,
+} from "./client-state.ts";
+import { lifecycleEvent } from "./events.ts";
+import { addFinalizer, recordTransitions, removeFinalizer } from "./records.ts";
+import { watchPods } from "./watch.ts";
+
+/** Everything the tracker needs; built once at start-up. */
+export interface TrackerOptions extends StateRules {
+  kube: StreamingRestClient;
+  namespace: string;
+  /** Selects exactly the pods this service created. */
+  labelSelector: string;
+  sink: EventSink;
+  stamp: ResultStamp;
+  log: Logger;
+  gatewayLabelKey: string;
+  gatewayAnnotationKey: string;
+  /** How often every known pod is reconciled again: retries failed deliveries, notices ready timeouts. */
+  resyncMs?: number;
+  /** Watch tuning, for tests. */
+  watchSeconds?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  pod: Pod;
+  /** The pod no longer exists (a DELETED event, or missing from a fresh list). */
+  gone: boolean;
+  /** Transitions delivered by this process: covers the moment before our record patch is seen. */
+  emitted: Set<Transition>;
+}
+
+const RECENTLY_DELETED = 1_000;
+
+export class LifecycleTracker {
+  readonly #options: TrackerOptions;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, Entry>();
+  readonly #running = new Set<string>();
+  readonly #again = new Set<string>();
+  /** Pods whose `deleted` was delivered, newest last, for the status endpoint. */
+  readonly #deleted = new Map<string, ClientStatus>();
+  #synced = false;
+
+  constructor(options: TrackerOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** Whether the first list completed: before it, the status of unknown pods is unknown. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Watches and reconciles until `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { kube, namespace, labelSelector, log } = this.#options;
+    const sweep = setInterval(() => this.#sweep(), this.#options.resyncMs ?? 5_000);
+    try {
+      await watchPods({ kube, namespace, labelSelector, log, watchSeconds: this.#options.watchSeconds }, {
+        onList: (pods) => this.#onList(pods),
+        onChange: (type, pod) => this.#onChange(type, pod),
+      }, signal);
+    } finally {
+      clearInterval(sweep);
+    }
+  }
+
+  /** The last known status of a pod that was deleted (and reported) since this process started. */
+  deletedClient(name: string): ClientStatus | undefined {
+    return this.#deleted.get(name);
+  }
+
+  /** Waits until no reconciliation runs: for tests and for a clean shutdown. */
+  async idle(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  #onList(pods: Pod[]): void {
+    const present = new Set<string>();
+    for (const pod of pods) {
+      const uid = pod.metadata?.uid;
+      if (!uid) continue;
+      present.add(uid);
+      this.#update(uid, pod, false);
+    }
+    // Gone while we were not watching (a 410 or a broken connection in between).
+    for (const [uid, entry] of this.#entries) {
+      if (!present.has(uid) && !entry.gone) this.#update(uid, entry.pod, true);
+    }
+    this.#synced = true;
+  }
+
+  #onChange(type: "ADDED" | "MODIFIED" | "DELETED", pod: Pod): void {
+    const uid = pod.metadata?.uid;
+    if (uid) this.#update(uid, pod, type === "DELETED");
+  }
+
+  #update(uid: string, pod: Pod, gone: boolean): void {
+    const entry = this.#entries.get(uid);
+    if (entry) {
+      entry.pod = pod;
+      entry.gone ||= gone;
+    } else {
+      this.#entries.set(uid, { pod, gone, emitted: new Set() });
+    }
+    this.#schedule(uid);
+  }
+
+  #sweep(): void {
+    for (const uid of this.#entries.keys()) this.#schedule(uid);
+  }
+
+  /** One reconciliation per pod at a time; a change meanwhile makes it run once more afterwards. */
+  #schedule(uid: string): void {
+    if (this.#running.has(uid)) {
+      this.#again.add(uid);
+      return;
+    }
+    this.#running.add(uid);
+    (async () => {
+      try {
+        do {
+          this.#again.delete(uid);
+          await this.#reconcile(uid);
+        } while (this.#again.has(uid));
+      } catch (error) {
+        const entry = this.#entries.get(uid);
+        this.#options.log({ msg: "client lifecycle: will retry", pod: entry?.pod.metadata?.name, error: (error as Error).message });
+      } finally {
+        this.#running.delete(uid);
+      }
+    })();
+  }
+
+  async #reconcile(uid: string): Promise<void> {
+    const entry = this.#entries.get(uid);
+    if (!entry) return;
+    const { kube, sink, stamp, log } = this.#options;
+    const pod = entry.pod;
+    // A pod still behind the routing gate is a request in progress; if it never gets past, no client existed.
+    if (!isAdmitted(pod)) {
+      if (entry.gone) this.#entries.delete(uid);
+      return;
+    }
+    const deleting = entry.gone || Boolean(pod.metadata?.deletionTimestamp);
+    if (!deleting && !pod.metadata?.finalizers?.includes(LIFECYCLE_FINALIZER)) await addFinalizer(kube, pod);
+
+    const emitted = new Set([...recordedTransitions(pod), ...entry.emitted]);
+    const now = this.#now();
+    for (const transition of dueTransitions(pod, entry.gone, emitted, this.#options, now)) {
+      const name = pod.metadata?.name ?? "";
+      const namespace = pod.metadata?.namespace ?? this.#options.namespace;
+      const failure = transition === "failed" ? failureOf(pod, this.#options, now, emitted.has("ready")) : undefined;
+      const event = lifecycleEvent(stamp, pod, transition, {
+        pod_name: name,
+        namespace,
+        gateway_name: gatewayOf(pod, this.#options),
+        ...(failure ? { reason: failure.reason } : {}),
+        message: failure?.message ?? describe(transition, namespace, name),
+      });
+      await sink.send(event);
+      entry.emitted.add(transition);
+      emitted.add(transition);
+      log({ msg: "client lifecycle", type: event.type, id: event.id, pod: name, reason: failure?.reason, causationid: event.causationid as string | undefined });
+
+      if (transition === "deleted") {
+        if (!entry.gone) await removeFinalizer(kube, pod);
+        this.#remember(clientStatus(pod, this.#options, now, gatewayOf(pod, this.#options), true));
+      } else if (!entry.gone) {
+        await recordTransitions(kube, pod, emitted);
+      }
+      // A client that was never Ready in time is removed: it must neither hold a capacity slot nor turn
+      // Ready after we said it failed. Its `deleted` event follows.
+      if (failure?.reason === "ReadyTimeout" && !entry.gone) {
+        await deletePod(kube, namespace, name, uid).catch((error) => {
+          if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+        });
+      }
+    }
+    if (entry.gone && (emitted.has("deleted") || !isAdmitted(pod))) this.#entries.delete(uid);
+  }
+
+  #remember(status: ClientStatus): void {
+    this.#deleted.delete(status.pod_name);
+    this.#deleted.set(status.pod_name, status);
+    if (this.#deleted.size > RECENTLY_DELETED) this.#deleted.delete(this.#deleted.keys().next().value!);
+  }
+}
+
+function describe(transition: Transition, namespace: string, name: string): string {
+  switch (transition) {
+    case "ready":
+      return `client pod ${namespace}/${name} is running and Ready, its gateway sidecar runs`;
+    case "deleted":
+      return `client pod ${namespace}/${name} is deleted`;
+    default:
+      return `client pod ${namespace}/${name} failed`;
+  }
+}

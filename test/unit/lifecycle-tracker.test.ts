@@ -1,0 +1,200 @@
+/**
+ * The lifecycle tracker against the in-memory API server: each transition delivered once, recorded on the
+ * pod, nothing repeated or missed across restarts, deliveries retried, deletions held by the finalizer.
+ */
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+import type { CloudEventV1 } from "cloudevents";
+import type { PodStatus } from "kubernetes-types/core/v1";
+import type { EventSink } from "../../src/events/sink.ts";
+import { LifecycleTracker, type TrackerOptions } from "../../src/lifecycle/tracker.ts";
+import { FakeKube } from "./lifecycle-fake-kube.ts";
+
+type Sent = CloudEventV1<Record<string, string>>;
+
+class RecordingSink implements EventSink {
+  events: Sent[] = [];
+  /** Deliveries still to refuse. */
+  refuse = 0;
+  send(event: CloudEventV1<unknown>): Promise<void> {
+    if (this.refuse > 0) {
+      this.refuse--;
+      return Promise.reject(new Error("K_SINK answered 503"));
+    }
+    this.events.push(event as Sent);
+    return Promise.resolve();
+  }
+  types(pod?: string): string[] {
+    return this.events.filter((event) => !pod || event.subject === pod).map((event) => event.type.replace("io.podgateway.client.", ""));
+  }
+}
+
+const READY: PodStatus = {
+  phase: "Running",
+  conditions: [{ type: "Ready", status: "True", lastTransitionTime: "2026-01-01T00:00:05Z" }],
+  containerStatuses: [
+    { name: "client", ready: true, restartCount: 0, image: "i", imageID: "", state: { running: {} } },
+    { name: "gateway-sidecar", ready: true, restartCount: 0, image: "i", imageID: "", state: { running: {} } },
+  ],
+};
+
+const running: { stop: () => Promise<void> }[] = [];
+afterEach(async () => {
+  for (const tracker of running.splice(0)) await tracker.stop();
+});
+
+function startTracker(kube: FakeKube, sink: RecordingSink, options: Partial<TrackerOptions> = {}) {
+  const tracker = new LifecycleTracker({
+    kube,
+    namespace: "ns",
+    labelSelector: "app.kubernetes.io/managed-by=podgateway-provisioner",
+    sink,
+    stamp: { source: "/provisioner", extensions: {} },
+    log: () => {},
+    sidecarContainer: "gateway-sidecar",
+    readyTimeoutMs: 0,
+    gatewayLabelKey: "setGateway",
+    gatewayAnnotationKey: "setGateway",
+    resyncMs: 20,
+    ...options,
+  });
+  const abort = new AbortController();
+  const done = tracker.run(abort.signal);
+  const handle = {
+    tracker,
+    stop: async () => {
+      abort.abort();
+      await done;
+      await tracker.idle();
+    },
+  };
+  running.push(handle);
+  return handle;
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+
+test("ready is delivered once, correlated to the request, recorded on the pod, and the finalizer is added", async () => {
+  const kube = new FakeKube();
+  const sink = new RecordingSink();
+  kube.addPod("p1");
+  startTracker(kube, sink);
+  await until("the finalizer", () => kube.pods.get("p1")?.metadata?.finalizers?.includes("podgateway.io/lifecycle") ?? false);
+  assert.deepEqual(sink.types(), []);
+  kube.setStatus("p1", READY);
+  await until("ready", () => sink.events.length === 1);
+  await settle();
+  const [ready] = sink.events;
+  assert.equal(ready!.type, "io.podgateway.client.ready");
+  assert.equal(ready!.subject, "p1");
+  assert.equal(ready!.causationid, "req-p1");
+  assert.equal(ready!.causationsource, "/src");
+  assert.equal(ready!.data?.gateway_name, "foo");
+  assert.equal(kube.pods.get("p1")?.metadata?.annotations?.["podgateway.io/lifecycle-emitted"], "ready");
+  assert.deepEqual(sink.types(), ["ready"], "not again on later changes and sweeps");
+});
+
+test("pods still behind the routing gate are requests in progress: no events, no finalizer", async () => {
+  const kube = new FakeKube();
+  const sink = new RecordingSink();
+  kube.addPod("gated", { gated: true, status: READY });
+  startTracker(kube, sink);
+  await settle();
+  assert.deepEqual(sink.types(), []);
+  assert.equal(kube.pods.get("gated")?.metadata?.finalizers, undefined);
+  await kube.performRequest({ method: "DELETE", path: "/api/v1/namespaces/ns/pods/gated" });
+  await settle();
+  assert.deepEqual(sink.types(), []);
+});
+
+test("a failed pod yields failed (its reason), deletion yields deleted, and the finalizer lets it go afterwards", async () => {
+  const kube = new FakeKube();
+  const sink = new RecordingSink();
+  kube.addPod("p1", { status: READY });
+  startTracker(kube, sink);
+  await until("ready", () => sink.events.length === 1);
+  kube.setStatus("p1", { phase: "Failed", reason: "Evicted", message: "The node was low on resource: memory." });
+  await until("failed", () => sink.events.length === 2);
+  assert.equal(sink.events[1]!.data?.reason, "Evicted");
+  assert.match(sink.events[1]!.data?.message ?? "", /low on resource/);
+  await until("recorded", () => kube.pods.get("p1")?.metadata?.annotations?.["podgateway.io/lifecycle-emitted"] === "ready,failed");
+
+  await kube.performRequest({ method: "DELETE", path: "/api/v1/namespaces/ns/pods/p1" });
+  await until("deleted", () => sink.events.length === 3);
+  await until("the pod to go", () => !kube.pods.has("p1"));
+  await settle();
+  assert.deepEqual(sink.types(), ["ready", "failed", "deleted"]);
+  assert.equal(new Set(sink.events.map((event) => event.id)).size, 3);
+});
+
+test("a restart in between emits nothing twice and misses nothing, even a deletion while down", async () => {
+  const kube = new FakeKube();
+  const sink = new RecordingSink();
+  kube.addPod("a", { status: READY });
+  kube.addPod("b");
+  kube.addPod("c", { status: READY });
+  const first = startTracker(kube, sink);
+  await until("a and c ready", () => sink.events.length === 2);
+  await until("finalizers", () => ["a", "b", "c"].every((name) => kube.pods.get(name)?.metadata?.finalizers?.length));
+  await settle();
+  await first.stop();
+
+  // While the service is down: b becomes ready, c is deleted (the finalizer holds it), a fails.
+  kube.setStatus("b", READY);
+  await kube.performRequest({ method: "DELETE", path: "/api/v1/namespaces/ns/pods/c" });
+  kube.setStatus("a", { phase: "Failed", reason: "DeadlineExceeded", message: "Pod was active on the node longer than the specified deadline" });
+  assert.ok(kube.pods.has("c"), "held by the finalizer");
+
+  startTracker(kube, sink);
+  await until("three more", () => sink.events.length === 5);
+  await settle();
+  assert.deepEqual(sink.types("a"), ["ready", "failed"]);
+  assert.deepEqual(sink.types("b"), ["ready"]);
+  assert.deepEqual(sink.types("c"), ["ready", "deleted"]);
+  assert.equal(sink.events.find((event) => event.subject === "a" && event.type.endsWith(".failed"))?.data?.reason, "DeadlineExceeded");
+  assert.ok(!kube.pods.has("c"));
+});
+
+test("a refused delivery is retried with the same id, and only then recorded", async () => {
+  const kube = new FakeKube();
+  const sink = new RecordingSink();
+  sink.refuse = 3;
+  kube.addPod("p1", { status: READY });
+  startTracker(kube, sink);
+  await until("delivered", () => sink.events.length === 1);
+  await settle();
+  assert.deepEqual(sink.types(), ["ready"]);
+  assert.equal(kube.pods.get("p1")?.metadata?.annotations?.["podgateway.io/lifecycle-emitted"], "ready");
+});
+
+test("a pod not ready in time fails with ReadyTimeout and is deleted; deleted follows", async () => {
+  const kube = new FakeKube();
+  const sink = new RecordingSink();
+  kube.addPod("slow", { createdAt: new Date(Date.now() - 10_000).toISOString() });
+  startTracker(kube, sink, { readyTimeoutMs: 5_000 });
+  await until("failed and deleted", () => sink.events.length === 2);
+  assert.deepEqual(sink.types(), ["failed", "deleted"]);
+  assert.equal(sink.events[0]!.data?.reason, "ReadyTimeout");
+  await until("gone", () => !kube.pods.has("slow"));
+});
+
+test("a pod force-removed without our finalizer still yields deleted, and the status endpoint remembers it", async () => {
+  const kube = new FakeKube();
+  const sink = new RecordingSink();
+  const handle = startTracker(kube, sink);
+  await settle();
+  kube.addPod("quick", { status: READY });
+  await until("ready", () => sink.events.length === 1);
+  const pod = kube.pods.get("quick")!;
+  pod.metadata!.finalizers = [];
+  await kube.performRequest({ method: "DELETE", path: "/api/v1/namespaces/ns/pods/quick" });
+  await until("deleted", () => sink.events.length === 2);
+  assert.equal(handle.tracker.deletedClient("quick")?.state, "deleted");
+});
