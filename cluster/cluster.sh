@@ -101,7 +101,7 @@ go_build() { # out-dir module-dir ldflags pkgs...
 	mkdir -p "$tmp"
 	log "building $(basename "$out") (one-time; cached in $BIN_ROOT)"
 	local t0=$SECONDS
-	(cd "$mod" && go build -trimpath -ldflags="$ld" -o "$tmp/" "$@") >&2
+	(cd "$mod" && go build -buildvcs=false -trimpath -ldflags="$ld" -o "$tmp/" "$@") >&2
 	# go names the binary of go.etcd.io/etcd/server/v3 "server"
 	[ -f "$tmp/server" ] && mv "$tmp/server" "$tmp/etcd"
 	touch "$tmp/.complete"
@@ -328,8 +328,11 @@ pid_of() { # prints pid if the component's recorded process is alive and is our 
 	pid=$(cat "$f")
 	[ -n "$pid" ] && alive "$pid" || return 1
 	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-	[ "$exe" = "$(bin_of "$c")" ] || return 1
-	echo "$pid"
+	# our binary, possibly from an older build (a rebuild takes effect after down/up or stop/start)
+	case $exe in
+	"$BIN_ROOT"/*/"$(basename "$(bin_of "$c")")") echo "$pid" ;;
+	*) return 1 ;;
+	esac
 }
 
 healthy() {
