@@ -399,13 +399,14 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
-stop_pid() { # pid
-	local pid=$1 i
+stop_pid() { # pid [grace-seconds]
+	local pid=$1 grace=${2:-10} i
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 1 200); do
+	for i in $(seq 1 $((grace * 20))); do
 		alive "$pid" || return 0
 		sleep 0.05
 	done
+	log "pid $pid did not exit within ${grace}s of SIGTERM; sending SIGKILL"
 	kill -KILL "$pid" 2>/dev/null || true
 	for i in $(seq 1 100); do
 		alive "$pid" || return 0
@@ -413,11 +414,15 @@ stop_pid() { # pid
 	done
 }
 
+# kube-apiserver stops listening at once on SIGTERM but then lingers ~10s over open watch
+# connections; 3s is plenty for it to finish its in-flight requests.
+grace_of() { if [ "$1" = apiserver ]; then echo 3; else echo 10; fi; }
+
 stop_component() {
 	local c=$1 pid
 	bin_of "$c" >/dev/null
 	if pid=$(pid_of "$c"); then
-		stop_pid "$pid"
+		stop_pid "$pid" "$(grace_of "$c")"
 		log "$c stopped"
 	else
 		log "$c was not running"
@@ -575,7 +580,7 @@ cmd_down() {
 	for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
 		c=${COMPONENTS[i]}
 		if pid=$(pid_of "$c"); then
-			stop_pid "$pid"
+			stop_pid "$pid" "$(grace_of "$c")"
 			log "$c stopped"
 		fi
 		rm -f "$PIDS/$c.pid"
