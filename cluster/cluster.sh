@@ -220,16 +220,16 @@ contexts:
 current-context: pgw-local
 EOF
 	chmod 600 "$tmp"
-	mv "$tmp" "$path"
+	if cmp -s "$tmp" "$path"; then rm -f "$tmp"; else mv "$tmp" "$path"; fi
 }
 
 ensure_config() {
 	mkdir -p "$PIDS" "$LOGS" "$KCFG_DIR" "$STATE/etcd"
 	ensure_certs
-	[ -f "$KUBECONFIG_PATH" ] || write_kubeconfig "$KUBECONFIG_PATH" kubernetes-admin admin
+	write_kubeconfig "$KUBECONFIG_PATH" kubernetes-admin admin
 	local c
 	for c in controller-manager scheduler kwok; do
-		[ -f "$KCFG_DIR/$c.kubeconfig" ] || write_kubeconfig "$KCFG_DIR/$c.kubeconfig" "$c" "$c"
+		write_kubeconfig "$KCFG_DIR/$c.kubeconfig" "$c" "$c"
 	done
 	# What the webhook would see as /etc/resolv.conf inside a pod of namespace "gateways".
 	cat >"$STATE/webhook-resolv.conf" <<EOF
