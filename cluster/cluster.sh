@@ -6,11 +6,12 @@
 #   bash cluster/cluster.sh up|down|env|status|build|stop <component>|start <component>|logs <component>
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CLUSTER_SRC=$ROOT/cluster
-CACHE=${PGW_CACHE_DIR:-$ROOT/.cache}
+# physical paths: process checks compare them with /proc/<pid>/exe
+CACHE=$(mkdir -p "${PGW_CACHE_DIR:-$ROOT/.cache}" && cd -P "${PGW_CACHE_DIR:-$ROOT/.cache}" && pwd)
 BIN_ROOT=$CACHE/bin
-STATE=${PGW_STATE_DIR:-$ROOT/.cache/cluster}
+STATE=$(mkdir -p "${PGW_STATE_DIR:-$ROOT/.cache/cluster}" && cd -P "${PGW_STATE_DIR:-$ROOT/.cache/cluster}" && pwd)
 PKI=$STATE/pki
 PIDS=$STATE/pids
 LOGS=$STATE/logs
@@ -430,15 +431,21 @@ stop_component() {
 	rm -f "$PIDS/$c.pid"
 }
 
-# processes started from this state dir that lost their pid file (e.g. after a crash of this script)
+# our daemons started with this state dir that lost their pid file (e.g. after a crash of this script)
 stray_pids() {
-	local p cmd
+	local p cmd exe
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
 		[ "$p" = $$ ] && continue
+		exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
+		case $exe in
+		"$BIN_ROOT"/*/etcd | "$BIN_ROOT"/*/kube-apiserver | "$BIN_ROOT"/*/kube-controller-manager | \
+			"$BIN_ROOT"/*/kube-scheduler | "$BIN_ROOT"/*/kwok | "$BIN_ROOT"/*/gateway-webhook) ;;
+		*) continue ;;
+		esac
 		cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
 		case $cmd in
-		"$BIN_ROOT"/*"$STATE"/*) echo "$p" ;;
+		*"$STATE"/*) echo "$p" ;;
 		esac
 	done
 }
@@ -585,7 +592,7 @@ cmd_down() {
 		fi
 		rm -f "$PIDS/$c.pid"
 	done
-	for pid in $(stray_pids); do
+	for pid in $(stray_pids | sort -rn); do
 		log "stopping stray process $pid"
 		stop_pid "$pid"
 	done
