@@ -6,6 +6,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -148,6 +149,17 @@ describe("local cluster", () => {
 
   after(async () => {
     if (api) await api("DELETE", `/api/v1/namespaces/${ns}`, { kind: "DeleteOptions", apiVersion: "v1", gracePeriodSeconds: 0 });
+  });
+
+  test("`cluster status` reports every component running; `cluster env` is sourceable", () => {
+    const status = execFileSync("bash", [resolve(repo, "cluster/cluster.sh"), "status"], { encoding: "utf8" });
+    for (const c of ["etcd", "apiserver", "scheduler", "controller-manager", "kwok", "webhook-foo", "webhook-bar"]) {
+      assert.match(status, new RegExp(`^${c}\\s+running \\(pid \\d+\\)$`, "m"));
+    }
+    const env = execFileSync("bash", [resolve(repo, "cluster/cluster.sh"), "env"], { encoding: "utf8" });
+    assert.match(env, /^export KUBECONFIG=\/\S+$/m);
+    assert.match(env, /^export KUBE_API_URL=https:\/\/127\.0\.0\.1:\d+$/m);
+    assert.match(env, /^export KUBECTL=\/\S+\/kubectl$/m);
   });
 
   test("API server reports v1.36.3", async () => {
