@@ -81,8 +81,10 @@ describe(`fault: slow API server (${runtime})`, () => {
         assert.ok((counts[503] ?? 0) >= 1 && (counts[503] ?? 0) <= MAX_IN_FLIGHT, `at most MAX_IN_FLIGHT (${MAX_IN_FLIGHT}) events reached Kubernetes`);
         assert.equal((counts[429] ?? 0) + (counts[503] ?? 0), BURST);
       }
-      // No pile-up toward the API server either: the service holds no more connections than events in flight.
-      assert.ok(proxy.stats().open <= MAX_IN_FLIGHT + 2, `connections through the proxy: ${JSON.stringify(proxy.stats())}`);
+      // No pile-up toward the API server either: connections grow with the events let in (a connect abandoned by
+      // a timed-out call finishes its handshake later and joins the pool), never with the requests refused.
+      const requests = 1 + BURSTS * BURST;
+      assert.ok(proxy.stats().accepted <= 2 + (BURSTS + 1) * MAX_IN_FLIGHT, `${requests} requests, connections through the proxy: ${JSON.stringify(proxy.stats())}`);
       assert.deepEqual(watch.violations, [], "pods created while answers were lost stay gated");
     } finally {
       proxy.setDelay(0);

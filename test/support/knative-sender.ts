@@ -287,6 +287,7 @@ export function watchPods(namespace: string, routingInitContainer = "gateway-ini
   const violations: string[] = [];
   const abort = new AbortController();
   let reconnects = 0;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));
 
@@ -331,14 +332,15 @@ export function watchPods(namespace: string, routingInitContainer = "gateway-ini
           resourceVersion = list.metadata.resourceVersion;
           markReady();
         }
-        const url = `${base}?watch=1&allowWatchBookmarks=true&timeoutSeconds=300&resourceVersion=${resourceVersion}`;
+        const url = `${base}?watch=1&allowWatchBookmarks=true&timeoutSeconds=60&resourceVersion=${resourceVersion}`;
         const response = await fetcher(url, { method: "GET", headers, signal: abort.signal });
         if (!response.ok || !response.body) throw new Error(`watch: HTTP ${response.status}`);
-        const reader = response.body.getReader();
+        const current = response.body.getReader();
+        reader = current;
         const decoder = new TextDecoder();
         let buffered = "";
         for (;;) {
-          const { value, done } = await reader.read();
+          const { value, done } = await current.read();
           if (done) break;
           buffered += decoder.decode(value, { stream: true });
           let newline: number;
@@ -380,7 +382,9 @@ export function watchPods(namespace: string, routingInitContainer = "gateway-ini
     ready,
     stop: async () => {
       abort.abort();
-      await running;
+      // Some fetch implementations do not end a streaming body on abort: cancel it, and wait only briefly.
+      await reader?.cancel().catch(() => {});
+      await Promise.race([running, sleep(2_000)]);
     },
   };
 }
