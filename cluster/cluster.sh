@@ -361,12 +361,13 @@ wait_healthy() { # component timeout-seconds
 	done
 }
 
-start_component() { # component
+# launch_component: start the component unless it is running; returns once the process has
+# exec'ed (not yet healthy). Sets LAUNCHED=1 when it started a new process.
+LAUNCHED=0
+launch_component() { # component
 	local c=$1 pid bin
-	if pid=$(pid_of "$c"); then
-		healthy "$c" || wait_healthy "$c" 60
-		return 0
-	fi
+	LAUNCHED=0
+	pid_of "$c" >/dev/null && return 0
 	if [ -f "$PIDS/$c.pid" ]; then
 		log "$c is not running (crashed?); restarting"
 	fi
@@ -386,10 +387,20 @@ start_component() { # component
 		alive "$pid" || break
 		sleep 0.05
 	done
-	local timeout=60
+	LAUNCHED=1
+}
+
+await_component() { # component launched
+	local c=$1 timeout=60
 	[ "$c" = apiserver ] && timeout=120
-	wait_healthy "$c" "$timeout"
-	log "$c running (pid $(cat "$PIDS/$c.pid"))"
+	healthy "$c" || wait_healthy "$c" "$timeout"
+	[ "$2" = 1 ] && log "$c running (pid $(cat "$PIDS/$c.pid"))"
+	return 0
+}
+
+start_component() { # component
+	launch_component "$1"
+	await_component "$1" "$LAUNCHED"
 }
 
 # alive: exists and is not a zombie waiting for its (re)parent to reap it
@@ -530,12 +541,15 @@ EOF
 }
 
 bootstrap() {
-	bootstrap_manifest | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
+	local -a crds=()
 	if compgen -G "$KNATIVE_CRDS_DIR/*.yaml" >/dev/null; then
-		kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f "$KNATIVE_CRDS_DIR" >/dev/null
-		kc wait --for=condition=Established --timeout=60s -f "$KNATIVE_CRDS_DIR" >/dev/null
+		crds=(-f "$KNATIVE_CRDS_DIR")
 	else
 		log "warning: no Knative CRDs found in $KNATIVE_CRDS_DIR; skipped"
+	fi
+	bootstrap_manifest | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - "${crds[@]}" >/dev/null
+	if ((${#crds[@]})); then
+		kc wait --for=condition=Established --timeout=60s "${crds[@]}" >/dev/null
 	fi
 	kc wait --for=condition=Ready --timeout=90s node "${NODES[@]}" >/dev/null
 	local deadline=$((SECONDS + 60))
@@ -573,8 +587,17 @@ cmd_up() {
 	build_all
 	state_lock
 	ensure_config
-	for c in "${COMPONENTS[@]}"; do
-		start_component "$c"
+	# etcd, then the apiserver; the rest only need the apiserver and start side by side
+	start_component etcd
+	start_component apiserver
+	local rest=(webhook-foo webhook-bar controller-manager scheduler kwok) launched=()
+	for c in "${rest[@]}"; do
+		launch_component "$c"
+		launched+=("$LAUNCHED")
+	done
+	local i
+	for i in "${!rest[@]}"; do
+		await_component "${rest[i]}" "${launched[i]}"
 	done
 	bootstrap
 	log "cluster up in $((SECONDS - t0))s: $API_URL (kubeconfig $KUBECONFIG_PATH)"
