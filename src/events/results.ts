@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
+import { encodeHeaderValue } from "./envelope.ts";
 import type { DoneData, FailedData } from "./schema.ts";
 import { EventTypes } from "./types.ts";
 
@@ -50,7 +51,13 @@ export function failedEvent(stamp: ResultStamp, request: Pick<CloudEventV1<unkno
 /** An HTTP response carrying the event in binary mode: Knative's reply to the sender. */
 export function replyWith(event: CloudEventV1<unknown>, status = 200): Response {
   const message = HTTP.binary(event);
-  return new Response(message.body as string, { status, headers: message.headers as Record<string, string> });
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(message.headers)) {
+    // The request's id and source come back as causationid/causationsource: anything a sender put there
+    // must survive as a header value.
+    headers[name] = name.startsWith("ce-") ? encodeHeaderValue(String(value)) : String(value);
+  }
+  return new Response(message.body as string, { status, headers });
 }
 
 /**
