@@ -56,7 +56,7 @@ export function createApp(options: AppOptions): Hono {
     authenticated,
     bodyLimit({
       maxSize: options.maxBodyBytes,
-      onError: (c) => c.json({ error: `request body larger than ${options.maxBodyBytes} bytes` }, 413),
+      onError: (c) => c.json({ error: `request body larger than ${options.maxBodyBytes} bytes` }, 413, { connection: "close" }),
     }),
     async (c) => {
       if (inFlight >= options.maxInFlight) {
