@@ -144,6 +144,20 @@ describe(`hostile input on the real service (${runtime})`, () => {
     }
   });
 
+  test("a refusal sent before a large body was read (400, 415) does not leave the sender's connection to die either", async () => {
+    const problems: string[] = [];
+    for (const [what, headers] of [["400 not a CloudEvent", { "content-type": "text/plain" }], ["415 structured XML", { "content-type": "application/cloudevents+xml" }]] as const) {
+      const refused = await post(headers, "z".repeat(700_000));
+      for (let i = 0; i < 3; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const next = await binary({}, { gateway_name: "not a label" }, `after-${refused.status}-${i}`, "/e2e/hostile/after-refusal")
+          .catch((error) => ({ status: 0, headers: {}, body: `${error} ${(error as Error).cause}` }) as Reply);
+        if (next.status !== 200) problems.push(`${what} (connection: ${refused.headers.connection}), request ${i + 1} after it: ${next.body.slice(0, 120)}`);
+      }
+    }
+    assert.deepEqual(problems, []);
+  });
+
   test("malformed events with a valid foo gateway: 400, no pod", async () => {
     const cases: [string, Record<string, string>, string][] = [
       ["binary without ce-source", { "ce-specversion": "1.0", "ce-id": "m-1", "ce-type": "io.podgateway.client.pending", "content-type": "application/json" }, '{"gateway_name":"foo"}'],

@@ -294,6 +294,27 @@ export function violation(request: FuzzRequest, observed: Observed, options: { k
   return undefined;
 }
 
+/** Raw HTTP/1.1 byte sequences no fetch would send: broken framing, injected headers, conflicting lengths, garbage. */
+export const rawBytes: fc.Arbitrary<Buffer> = fc.oneof(
+  fc.uint8Array({ maxLength: 400 }).map((bytes) => Buffer.from(bytes)),
+  fc.record({
+    method: fc.constantFrom("POST", "GET", "post", "P OST", "", "\u0000", "CONNECT", "PRI"),
+    target: fc.constantFrom("/", "*", "http://127.0.0.1/", "", "/\r\n", "/ /", "/%00", "/" + "a".repeat(9000)),
+    version: fc.constantFrom("HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1x", "", "HTTP/0.9"),
+    headers: fc.array(fc.oneof(
+      fc.constantFrom(
+        "Content-Length: 5", "Content-Length: -1", "Content-Length: 99999999999", "Content-Length: 5, 6", "Content-Length: abc",
+        "Transfer-Encoding: chunked", "Transfer-Encoding: gzip, chunked", "Transfer-Encoding: identity", "Content-Type: application/cloudevents+json",
+        "ce-specversion: 1.0", "ce-id: raw", "ce-source: /raw", "ce-type: io.podgateway.client.pending", "Host: 127.0.0.1",
+        " folded: value", "X-Bad\u0000Name: v", "X-Nl: a\rb", "no-colon-header", ": empty-name", "Expect: 100-continue", "Connection: upgrade", "Upgrade: h2c",
+      ),
+      fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((code) => String.fromCharCode(code)), maxLength: 60 }),
+    ), { maxLength: 8 }),
+    body: fc.oneof(fc.constant(""), fc.constantFrom("hello", "0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n", "zz\r\nxx\r\n", '{"gateway_name":"foo"}'), fc.string({ maxLength: 100 })),
+    lineEnd: fc.constantFrom("\r\n", "\n", "\r"),
+  }).map((r) => Buffer.from(`${r.method} ${r.target} ${r.version}${r.lineEnd}${r.headers.map((h) => h + r.lineEnd).join("")}${r.lineEnd}${r.body}`, "latin1")),
+);
+
 /** Turns a generated request into a fetch `Request` (throws only for what fetch itself refuses to build). */
 export function toRequest(base: string, request: FuzzRequest): Request {
   const headers = new Headers();

@@ -7,7 +7,9 @@
  *    (`--runtimes node,deno`): `--http` requests each (default 10,000). Here valid events really make pods, so
  *    also: every `done` names a pod that exists and is routed by the gateway it names, no unrouted pod is ever
  *    scheduled or ungated (a watch on the namespace), no request gets two pods, and the service is still
- *    healthy at the end. `--http 0` skips this part (no cluster needed).
+ *    healthy at the end. Then `--raw` (default 2,000) raw byte sequences over TCP: broken request lines, header
+ *    injection, conflicting lengths, bad chunking, binary garbage; the answer must be a 4xx/413/431 or a closed
+ *    connection, never a 5xx, and the service must stay healthy. `--http 0` skips this part (no cluster needed).
  *
  * Bounded: every phase stops after its count or `--max-minutes`, whichever comes first. Exits 1 on any violation.
  *
@@ -15,13 +17,14 @@
  */
 import { parseArgs } from "node:util";
 import type { Pod } from "kubernetes-types/core/v1";
-import { anyRequest, type FuzzRequest, toRequest, violation } from "./arbitraries.ts";
+import { anyRequest, type FuzzRequest, rawBytes, toRequest, violation } from "./arbitraries.ts";
 import { appWithUnreachableKube, checkInProcess, type Problems, report, samples } from "./in-process.ts";
 
 const { values } = parseArgs({
   options: {
     "in-process": { type: "string", default: "100000" },
     http: { type: "string", default: "10000" },
+    raw: { type: "string", default: "2000" },
     runtimes: { type: "string", default: "node,deno" },
     seed: { type: "string", default: String(Date.now() % 1_000_000_000) },
     concurrency: { type: "string", default: "16" },
@@ -137,6 +140,29 @@ if (httpRuns > 0) {
       await Promise.all(Array.from({ length: concurrency }, worker));
       const seconds = (performance.now() - started) / 1000;
 
+      // Raw bytes over TCP: what no fetch would send.
+      const rawRuns = Number(values.raw);
+      const rawStatuses: Record<string, number> = {};
+      const rawStarted = performance.now();
+      const port = Number(new URL(service.url).port);
+      const rawGenerator = samples(rawBytes, rawRuns, seed + 99_999);
+      const rawWorker = async () => {
+        for (;;) {
+          if (Date.now() > deadline) return;
+          const next = rawGenerator.next();
+          if (next.done) return;
+          const answer = await sendRaw(port, next.value);
+          const status = /^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1] ?? (answer ? "unparsable" : "closed");
+          rawStatuses[status] = (rawStatuses[status] ?? 0) + 1;
+          const asRequest: FuzzRequest = { kind: "raw", method: "RAW", path: "/", headers: [], body: next.value.toString("latin1").slice(0, 300), provisionable: false };
+          if (/^5/.test(status) && status !== "503") record(problems, `raw bytes answered ${status}`, answer.slice(0, 200), asRequest);
+          if (status === "unparsable") record(problems, "raw bytes answered with something that is not HTTP", answer.slice(0, 200), asRequest);
+        }
+      };
+      await Promise.all(Array.from({ length: concurrency }, rawWorker));
+      const rawSeconds = (performance.now() - rawStarted) / 1000;
+      const rawSent = Object.values(rawStatuses).reduce((a, b) => a + b, 0);
+
       // Afterwards: the service is healthy, every done pod exists and is routed by the gateway it names.
       const healthy = (await fetch(`${service.url}/healthz`).then((r) => r.status, () => 0)) === 200;
       if (!healthy) record(problems, "service unhealthy after the run", "GET /healthz failed", { kind: "raw", method: "GET", path: "/healthz", headers: [], body: "", provisionable: false });
@@ -156,8 +182,8 @@ if (httpRuns > 0) {
       for (const message of watch.duplicates()) record(problems, "a request had two pods", message, { kind: "raw", method: "?", path: "/", headers: [], body: "", provisionable: false });
 
       const summary = {
-        phase: "http", runtime, requests: sent, unbuildable, seconds: Math.round(seconds * 10) / 10, per_second: Math.round(sent / seconds),
-        statuses, done: done.length, pods: pods.size, pod_objects_seen: watch.seen.size, violation_kinds: problems.size,
+        phase: "http", runtime, requests: sent + rawSent, http_requests: sent, unbuildable, seconds: Math.round(seconds * 10) / 10, per_second: Math.round(sent / seconds),
+        statuses, raw_requests: rawSent, raw_seconds: Math.round(rawSeconds * 10) / 10, raw_statuses: rawStatuses, done: done.length, pods: pods.size, pod_objects_seen: watch.seen.size, violation_kinds: problems.size,
         violations: [...problems.values()].reduce((n, p) => n + p.count, 0), seed,
       };
       results.push(summary);
@@ -172,6 +198,25 @@ if (httpRuns > 0) {
       await namespace.remove();
     }
   }
+}
+
+/** Writes `bytes` on a fresh connection; returns what came back within 1.5 s (empty: closed without an answer). */
+async function sendRaw(port: number, bytes: Buffer): Promise<string> {
+  const { connect } = await import("node:net");
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    const socket = connect({ host: "127.0.0.1", port });
+    const finish = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(Buffer.concat(chunks).toString("latin1"));
+    };
+    const timer = setTimeout(finish, 1_500);
+    socket.on("connect", () => socket.write(bytes, () => socket.end()));
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk));
+    socket.on("error", finish);
+    socket.on("close", finish);
+  });
 }
 
 const total = results.reduce((n, r) => n + Number(r.requests), 0);
