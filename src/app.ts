@@ -44,6 +44,13 @@ export function createApp(options: AppOptions): Hono {
   app.get("/readyz", async (c) => (await options.ready()) ? c.text("ok") : c.text("Kubernetes API server unreachable", 503));
   app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
 
+  // A refusal sent before the body was read leaves its bytes on the connection, and Node's server then drops
+  // the connection without a word: a keep-alive sender would lose its next event. Saying so lets it reconnect.
+  app.use("/", async (c, next) => {
+    await next();
+    if (c.req.method === "POST" && c.res.status >= 400 && !c.req.raw.bodyUsed) c.header("connection", "close");
+  });
+
   const authenticated: MiddlewareHandler = options.auth ?? ((_, next) => next());
   if (options.lifecycle) {
     // Client states name requests and pods: readable by those who may send events, no one else.
@@ -56,7 +63,7 @@ export function createApp(options: AppOptions): Hono {
     authenticated,
     bodyLimit({
       maxSize: options.maxBodyBytes,
-      onError: (c) => c.json({ error: `request body larger than ${options.maxBodyBytes} bytes` }, 413, { connection: "close" }),
+      onError: (c) => c.json({ error: `request body larger than ${options.maxBodyBytes} bytes` }, 413),
     }),
     async (c) => {
       if (inFlight >= options.maxInFlight) {

@@ -41,14 +41,14 @@ export async function routedNamespace(prefix: string, routed = true): Promise<{ 
     path: "/api/v1/namespaces",
     body: { apiVersion: "v1", kind: "Namespace", metadata: { name, labels: routed ? { "routed-gateway": "true" } : {} } },
   });
-  // Pods need the namespace's default ServiceAccount, which the controller-manager creates shortly after.
-  await waitFor(`default ServiceAccount in ${name}`, async () => {
-    try {
-      await kube.performRequest({ method: "GET", path: `/api/v1/namespaces/${name}/serviceaccounts/default` });
-      return true;
-    } catch {
-      return false;
-    }
+  // Pods need the namespace's default ServiceAccount. The controller-manager creates it, but can lag behind
+  // right after an API server restart (fault tests make those); creating it ourselves is the same object.
+  await kube.performRequest({
+    method: "POST",
+    path: `/api/v1/namespaces/${name}/serviceaccounts`,
+    body: { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default" } },
+  }).catch((error) => {
+    if (!(error instanceof KubeApiError && error.code === 409)) throw error;
   });
   return {
     name,

@@ -52,9 +52,11 @@ export async function startService(env: Record<string, string> = {}, command = s
     logs,
     output: () => raw,
     stop: async (signal = "SIGTERM") => {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill(signal);
-      const [code] = await once(child, "exit");
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      const exited = once(child, "exit");
+      // By pid: under Deno, child.kill() makes a clean exit(0) look like death by signal.
+      process.kill(child.pid!, signal);
+      const [code] = await exited;
       return code as number | null;
     },
   };
