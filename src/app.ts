@@ -4,14 +4,14 @@ import { bodyLimit } from "hono/body-limit";
 import * as v from "valibot";
 import { type UnreadableRequest, receiveEvent } from "./events/receive.ts";
 import { doneEvent, failedEvent, replyWith, type ResultStamp } from "./events/results.ts";
-import { describeIssues, type FailedData, PendingData, type ReleaseFailedData } from "./events/schema.ts";
+import { describeIssues, PendingData } from "./events/schema.ts";
 import type { EventSink } from "./events/sink.ts";
 import { EventTypes } from "./events/types.ts";
 import { isTransient, KubeApiError } from "./kube/errors.ts";
 import type { Lifecycle } from "./lifecycle/lifecycle.ts";
 import type { Logger } from "./observability/log.ts";
 import type { Metrics, Outcome } from "./observability/metrics.ts";
-import { type Provisioned, provisionClient, type ProvisionerOptions } from "./provision/provisioner.ts";
+import { provisionClient, type ProvisionerOptions } from "./provision/provisioner.ts";
 
 /** Everything the app needs, built by an entrypoint; the app itself touches no runtime API. */
 export interface AppOptions {
@@ -33,6 +33,14 @@ export interface AppOptions {
 }
 
 const KNOWN_TYPES = new Set<string>(Object.values(EventTypes));
+
+type LogFields = Record<string, string | number | undefined>;
+
+/** What an event comes to: the result event to answer with, and what to log about it. */
+interface Decision {
+  reply: CloudEventV1<unknown>;
+  fields: LogFields;
+}
 
 /** The service as a function of its dependencies: `createApp(options).fetch(request)` answers one request. */
 export function createApp(options: AppOptions): Hono {
@@ -79,7 +87,7 @@ export function createApp(options: AppOptions): Hono {
     },
   );
 
-  /** One event, start to end: read → validate → provision (dedupe + create + verify) → answer. */
+  /** One event, start to end: read → decide (validate, provision: dedupe + create + verify) → deliver → answer. */
   async function handleEvent(request: Request): Promise<Response> {
     const started = performance.now();
     let event: CloudEventV1<unknown>;
@@ -93,75 +101,69 @@ export function createApp(options: AppOptions): Hono {
       return Response.json({ error: unreadable.message }, { status: unreadable.status });
     }
 
-    const finish = (outcome: Outcome, fields: Record<string, string | number | undefined> = {}) => {
+    const finish = (outcome: Outcome, fields: LogFields = {}) => {
       metrics.countEvent(KNOWN_TYPES.has(event.type) ? event.type : "other", outcome);
       log({ msg: "event", id: event.id, source: event.source, type: event.type, outcome, ms: Math.round(performance.now() - started), ...fields });
     };
 
-    if (event.type === EventTypes.release && options.lifecycle) {
-      let reply: CloudEventV1<unknown>;
-      try {
-        reply = await options.lifecycle.release(event, decodeData(event.data));
-      } catch (error) {
-        if (!isTransient(error)) throw error;
-        finish("retry", { error: (error as Error).message });
-        return retryLater(`Kubernetes is unavailable: ${(error as Error).message}`, error);
-      }
-      try {
-        // As for pending events: a `Prefer: reply` sender publishes the reply itself.
-        if (options.sink && !prefersReply(request)) await options.sink.send(reply);
-      } catch (error) {
-        finish("retry", { pod: reply.subject, error: (error as Error).message });
-        return retryLater(`result not delivered to K_SINK: ${(error as Error).message}`);
-      }
-      const refusal = reply.type === EventTypes.releaseFailed ? (reply.data as ReleaseFailedData) : undefined;
-      finish(refusal ? "failed" : "done", { pod: reply.subject, reason: refusal?.reason, error: refusal?.message });
-      return replyWith(reply);
-    }
-
-    if (event.type !== EventTypes.pending) {
+    const decide = event.type === EventTypes.pending
+      ? pending
+      : event.type === EventTypes.release && options.lifecycle ? release : undefined;
+    if (!decide) {
       finish("ignored");
       return new Response(null, { status: 202 });
     }
 
-    const data = v.safeParse(PendingData, decodeData(event.data));
-    const gateway = data.success ? data.output.gateway_name : undefined;
-    let reply: CloudEventV1<unknown>;
-    let pod: string | undefined;
-    if (!data.success) {
-      reply = failedEvent(options.stamp, event, { reason: "InvalidEventData", message: describeIssues(data.issues) });
-    } else {
-      let result: Provisioned;
-      try {
-        result = await provisionClient(options.provisioner, { source: event.source, id: event.id, gatewayName: data.output.gateway_name });
-      } catch (error) {
-        if (!isTransient(error)) throw error;
-        finish("retry", { gateway, error: (error as Error).message });
-        return retryLater(`Kubernetes is unavailable: ${(error as Error).message}`, error);
-      }
-      metrics.observeProvisioning((performance.now() - started) / 1000);
-      pod = result.name;
-      reply = result.ok
-        ? doneEvent(options.stamp, event, {
-          pod_name: result.name,
-          namespace: result.namespace,
-          gateway_name: data.output.gateway_name,
-          message: `client pod ${result.namespace}/${result.name} is routed by gateway ${data.output.gateway_name}`,
-        }, result.pod.metadata?.creationTimestamp)
-        : failedEvent(options.stamp, event, { reason: result.reason, message: result.message, gateway_name: data.output.gateway_name }, result.name);
+    let decision: Decision;
+    try {
+      decision = await decide(event);
+    } catch (error) {
+      if (!isTransient(error)) throw error;
+      finish("retry", { error: (error as Error).message });
+      return retryLater(`Kubernetes is unavailable: ${(error as Error).message}`, error);
     }
+    const { reply, fields } = decision;
 
     try {
       // A sender that says `Prefer: reply` (a Knative broker) publishes our HTTP reply itself; a copy to
       // K_SINK would publish it twice. Anyone else (curl, a plain webhook) gets it in both places.
       if (options.sink && !prefersReply(request)) await options.sink.send(reply);
     } catch (error) {
-      finish("retry", { gateway, pod, error: (error as Error).message });
+      finish("retry", { ...fields, error: (error as Error).message });
       return retryLater(`result not delivered to K_SINK: ${(error as Error).message}`);
     }
-    const failure = reply.type === EventTypes.failed ? (reply.data as FailedData) : undefined;
-    finish(failure ? "failed" : "done", { gateway, pod, reason: failure?.reason, error: failure?.message });
+    const failure = reply.type === EventTypes.failed || reply.type === EventTypes.releaseFailed
+      ? (reply.data as { reason: string; message: string })
+      : undefined;
+    finish(failure ? "failed" : "done", { ...fields, reason: failure?.reason, error: failure?.message });
     return replyWith(reply);
+  }
+
+  /** `io.podgateway.client.pending`: the routed client pod, or why there will be none. */
+  async function pending(event: CloudEventV1<unknown>): Promise<Decision> {
+    const started = performance.now();
+    const data = v.safeParse(PendingData, decodeData(event.data));
+    if (!data.success) {
+      return { reply: failedEvent(options.stamp, event, { reason: "InvalidEventData", message: describeIssues(data.issues) }), fields: {} };
+    }
+    const gateway = data.output.gateway_name;
+    const result = await provisionClient(options.provisioner, { source: event.source, id: event.id, gatewayName: gateway });
+    metrics.observeProvisioning((performance.now() - started) / 1000);
+    const reply = result.ok
+      ? doneEvent(options.stamp, event, {
+        pod_name: result.name,
+        namespace: result.namespace,
+        gateway_name: gateway,
+        message: `client pod ${result.namespace}/${result.name} is routed by gateway ${gateway}`,
+      }, result.pod.metadata?.creationTimestamp)
+      : failedEvent(options.stamp, event, { reason: result.reason, message: result.message, gateway_name: gateway }, result.name);
+    return { reply, fields: { gateway, pod: result.name } };
+  }
+
+  /** `io.podgateway.client.release`: the client pod deleted (src/lifecycle/release.ts). */
+  async function release(event: CloudEventV1<unknown>): Promise<Decision> {
+    const reply = await options.lifecycle!.release(event, decodeData(event.data));
+    return { reply, fields: { pod: reply.subject } };
   }
 
   app.onError((error, c) => {
