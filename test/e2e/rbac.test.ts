@@ -13,7 +13,7 @@ import { CloudEvent, HTTP } from "cloudevents";
 import { KubeApiError } from "../../src/kube/errors.ts";
 import { HttpRestClient } from "../../src/kube/http-client.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
-import { adminClient, cluster, clusterKubeconfig, getPodOrNull, repo } from "../support/cluster.ts";
+import { adminClient, cluster, clusterKubeconfig, getPodOrNull, repo, waitFor } from "../support/cluster.ts";
 import { fetcherFactory } from "../support/runtime.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
@@ -32,6 +32,9 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
   before(async () => {
     const env = Object.fromEntries(cluster("env").split("\n").map((line) => /^export (\w+)=(.*)$/.exec(line)).filter((m) => m !== null).map((m) => [m![1], m![2]]));
     kubectl = (...args) => execFileSync(env.KUBECTL!, args, { encoding: "utf8", env: { ...process.env, KUBECONFIG: clusterKubeconfig() } });
+    // A previous run's namespaces may still be terminating: new content would be refused there.
+    await waitFor("deploy namespaces to finish terminating", async () =>
+      !/Terminating/.test(kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "--ignore-not-found", "-o", "jsonpath={.items[*].status.phase}")), 120_000);
     const existing = kubectl("get", "namespaces", "-o", "name");
     createdNamespaces = [SERVICE_NS, CLIENT_NS].filter((ns) => !existing.includes(`namespace/${ns}\n`));
     kubectl("apply", "-f", `${repo}/deploy/namespace.yaml`, "-f", `${repo}/deploy/rbac.yaml`);
