@@ -1,0 +1,388 @@
+/**
+ * Turns a results file into BENCHMARKS.md and bench/results/latest.svg (hand-written SVG, no plotting library).
+ *
+ *   node bench/report.ts [bench/results/<file>.json]
+ *
+ * Without an argument it uses the newest full run (the newest quick run if there is no full one).
+ * The hand-written analysis in bench/analysis.md is copied into BENCHMARKS.md as it is.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Results, Side, ThroughputPoint } from "./types.ts";
+
+/** Newest results file: full runs first; file names are ISO timestamps, so names sort by time. */
+export function latestResults(repo: string): string | undefined {
+  const dir = resolve(repo, "bench/results");
+  if (!existsSync(dir)) return undefined;
+  const files = readdirSync(dir).filter((name) => /^\d{4}-\d\d-\d\dT.*\.json$/.test(name)).sort();
+  const full = files.filter((name) => !name.endsWith("-quick.json"));
+  const chosen = full[full.length - 1] ?? files[files.length - 1];
+  return chosen ? resolve(dir, chosen) : undefined;
+}
+
+/** Regenerates BENCHMARKS.md and latest.svg from `file` (default: {@link latestResults}); returns the paths written. */
+export function writeReport(repo: string, file = latestResults(repo)): string[] {
+  if (!file) throw new Error("no results in bench/results: run `npm run bench` first");
+  const results = JSON.parse(readFileSync(file, "utf8")) as Results;
+  const svgPath = resolve(repo, "bench/results/latest.svg");
+  const mdPath = resolve(repo, "BENCHMARKS.md");
+  const analysisPath = resolve(repo, "bench/analysis.md");
+  const analysis = existsSync(analysisPath) ? readFileSync(analysisPath, "utf8").trim() : "";
+  writeFileSync(svgPath, plot(results));
+  writeFileSync(mdPath, markdown(results, basename(file), analysis));
+  return [mdPath, svgPath];
+}
+
+// ------------------------------------------------------------------------------------------------ markdown
+
+const fmt = (value: number | null | undefined, digits = 1) =>
+  value === null || value === undefined || !Number.isFinite(value) ? "–" : value.toFixed(digits);
+const signed = (value: number, digits = 2) => (value >= 0 ? "+" : "") + value.toFixed(digits);
+const MB_IN_MIB = 1e6 / 2 ** 20;
+
+interface Target {
+  target: string;
+  measured: string;
+  met: boolean | null;
+}
+
+function targets(r: Results): Target[] {
+  const list: Target[] = [];
+  if (r.throughput.length) {
+    const bestBase = r.throughput.reduce((a, b) => (b.baseline.perSecond > a.baseline.perSecond ? b : a));
+    const bestOurs = r.throughput.reduce((a, b) => (b.ours.perSecond > a.ours.perSecond ? b : a));
+    const ratio = bestOurs.ours.perSecond / bestBase.baseline.perSecond;
+    list.push({
+      target: "throughput ≥ 0.9× baseline at best concurrency",
+      measured: `${ratio.toFixed(2)}× (ours ${fmt(bestOurs.ours.perSecond)}/s at c=${bestOurs.concurrency} vs baseline ${fmt(bestBase.baseline.perSecond)}/s at c=${bestBase.concurrency})`,
+      met: ratio >= 0.9,
+    });
+    const p50 = r.throughput.map((p) => `c=${p.concurrency}: ${signed(p.addedP50Ms)}${p.pairedAddedP50Ms === undefined ? "" : ` (paired ${signed(p.pairedAddedP50Ms)})`}`).join(", ");
+    const p99 = r.throughput.map((p) => `c=${p.concurrency}: ${signed(p.addedP99Ms)}`).join(", ");
+    const p50Met = r.throughput.filter((p) => p.addedP50Ms <= 1).map((p) => p.concurrency);
+    const p99Met = r.throughput.filter((p) => p.addedP99Ms <= 5).map((p) => p.concurrency);
+    list.push({ target: "added latency p50 ≤ 1 ms", measured: `${p50} ms (met at c=${p50Met.join(",") || "none"})`, met: p50Met.length === r.throughput.length });
+    list.push({ target: "added latency p99 ≤ 5 ms", measured: `${p99} ms (met at c=${p99Met.join(",") || "none"})`, met: p99Met.length === r.throughput.length });
+  }
+  if (r.rss) {
+    list.push({ target: "idle RSS ≤ 50 MB (47.7 MiB)", measured: `${fmt(r.rss.idleMiB)} MiB (${fmt(r.rss.idleMiB / MB_IN_MIB)} MB)`, met: r.rss.idleMiB <= 50 * MB_IN_MIB });
+    if (r.rss.changeFirstToLastPct !== null) {
+      const [first, last] = [r.rss.checkpoints[0]!, r.rss.checkpoints[r.rss.checkpoints.length - 1]!];
+      list.push({
+        target: `RSS within ±10 % between ${first.events} and ${last.events} events`,
+        measured: `${fmt(first.rssMiB)} → ${fmt(last.rssMiB)} MiB (${signed(r.rss.changeFirstToLastPct, 1)} %)`,
+        met: Math.abs(r.rss.changeFirstToLastPct) <= 10,
+      });
+    }
+  }
+  if (r.burst) {
+    list.push({
+      target: `burst of ${r.burst.events}: 0 duplicates, 0 lost`,
+      measured: `${r.burst.podsCreated} pods, ${r.burst.duplicates} duplicates, ${r.burst.lost} lost`,
+      met: r.burst.duplicates === 0 && r.burst.lost === 0 && r.burst.podsCreated === r.burst.events,
+    });
+  }
+  return list;
+}
+
+const COMPONENTS = ["apiserver", "etcd", "webhook-foo", "webhook-bar", "scheduler", "controller-manager", "kwok", "service", "bench"];
+
+function cpuRow(label: string, side: Side): string {
+  const cells = COMPONENTS.map((name) => fmt(side.cpuMsPerEvent[name], 2));
+  const total = Object.values(side.cpuMsPerEvent).reduce((sum, ms) => sum + ms, 0);
+  return `| ${label} | ${cells.join(" | ")} | **${fmt(total, 2)}** | ${fmt(side.cpuUtilisation, 2)} | ${fmt(side.otherCpuUtilisation, 2)} |`;
+}
+
+function markdown(r: Results, file: string, analysis: string): string {
+  const out: string[] = [];
+  const push = (...lines: string[]) => out.push(...lines);
+  push(
+    "# Benchmarks",
+    "",
+    "<!-- Generated by `npm run bench` (bench/run.ts → bench/report.ts) from bench/results/" + file + ". Edit bench/analysis.md, not this file. -->",
+    "",
+    `Run **${r.startedAt}** (${r.mode}, ${r.durationS} s) on ${r.machine.cpus} cores (${r.machine.cpuModel}), ${r.machine.memoryGiB} GiB, ${r.machine.kernel}; ` +
+      `load average at start ${r.machine.loadavgStart.join(" / ")}.`,
+    `Commit \`${r.git.describe}\`${r.git.serviceFilesChanged.length ? ` (uncommitted changes to ${r.git.serviceFilesChanged.join(", ")})` : ""}. ` +
+      `Runtimes: Node ${r.versions.node}, Deno ${r.versions.deno}, Bun ${r.versions.bun}; Kubernetes ${r.versions.kubernetes} (local cluster, kwok nodes); ` +
+      `hono ${r.versions.hono}, @hono/node-server ${r.versions["@hono/node-server"]}, undici ${r.versions.undici}, cloudevents ${r.versions.cloudevents}.`,
+    "",
+    "Reproduce: `npm run cluster -- up && npm run bench` (full, ~10 min) or `npm run bench -- --quick` (~1 min smoke test, exits non-zero if an event is lost, duplicated or answered wrongly). Raw numbers: [bench/results/" + file + "](bench/results/" + file + ").",
+    "",
+    "## Against the targets",
+    "",
+    "| target | measured | |",
+    "| --- | --- | --- |",
+    ...targets(r).map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? "–" : t.met ? "met" : "**missed**"} |`),
+    "",
+  );
+
+  if (r.throughput.length) {
+    push(
+      "## Throughput and latency",
+      "",
+      "Events → routed pods per second, and per-event latency, at each concurrency. **Baseline**: `provisionClient(...)` in a bare loop in the bench process (the same Kubernetes calls — POST pod with a scheduling gate, check for `gateway-init`, JSON-patch the gate away — with the same REST client and undici). **Ours**: the service as a child process (`node src/main/node.ts`, 127.0.0.1), sent binary-mode CloudEvents (cloudevents SDK `HTTP.binary`) over keep-alive HTTP; latency is the sender's round trip. " +
+        `Each point: a fresh routed namespace per side, ${String(r.settings.warmupPerPoint)} warm-up events per side, then the timed events in alternating blocks (baseline, ours, ours, baseline, …) so that drift in the shared machine's load hits both sides alike. ` +
+        "\"paired\" = median over blocks of (ours block p50 − adjacent baseline block p50).",
+      "",
+      "| concurrency | blocks × events | baseline events/s | ours events/s | ours/baseline | baseline p50 / p99 (ms) | ours p50 / p99 (ms) | added p50 (ms) | added p50, paired (ms) | added p99 (ms) |",
+      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      ...r.throughput.map((p) =>
+        `| ${p.concurrency} | ${p.blocks ?? 1} × ${p.blockSize ?? p.baseline.events} | ${fmt(p.baseline.perSecond)} | ${fmt(p.ours.perSecond)} | ${p.ratio.toFixed(2)} | ${fmt(p.baseline.latencyMs.p50, 2)} / ${fmt(p.baseline.latencyMs.p99, 2)} | ${fmt(p.ours.latencyMs.p50, 2)} / ${fmt(p.ours.latencyMs.p99, 2)} | ${signed(p.addedP50Ms)} | ${p.pairedAddedP50Ms === undefined ? "–" : signed(p.pairedAddedP50Ms)} | ${signed(p.addedP99Ms)} |`
+      ),
+      "",
+      "![throughput and latency against concurrency](bench/results/latest.svg)",
+      "",
+      "### Where the CPU goes (ms of CPU per event, by process)",
+      "",
+      "Read from /proc/<pid>/stat before and after each timed run. `bench` is the benchmark process itself: the provisioning loop for the baseline, the CloudEvents senders for ours. Utilisation is CPU-seconds per wall-second over all these processes (the machine has " + r.machine.cpus + "); \"other processes\" is what everything else on the machine used meanwhile (noise: other work sharing the machine).",
+      "",
+      `| run | ${COMPONENTS.join(" | ")} | total | utilisation | other processes |`,
+      `| --- | ${COMPONENTS.map(() => "---:").join(" | ")} | ---: | ---: | ---: |`,
+      ...r.throughput.flatMap((p: ThroughputPoint) => [cpuRow(`baseline c=${p.concurrency}`, p.baseline), cpuRow(`ours c=${p.concurrency}`, p.ours)]),
+      ...(r.burst ? [cpuRow(`ours, burst of ${r.burst.events}`, { ...emptySide(), cpuMsPerEvent: r.burst.cpuMsPerEvent, cpuUtilisation: Number.NaN, otherCpuUtilisation: Number.NaN })] : []),
+      "",
+    );
+    const total = (side: Side, without: string[] = []) =>
+      Object.entries(side.cpuMsPerEvent).filter(([name]) => !without.includes(name)).reduce((sum, [, ms]) => sum + ms, 0);
+    push(
+      "CPU-bound capacity, from these numbers: on a machine where every core is busy, events/s ≈ cores ÷ CPU per event, so the ratio of the totals predicts ours/baseline at saturation without the wall-clock noise of a shared machine. " +
+        "\"Without senders\" leaves out the bench process on our side (the CloudEvents senders, which in production are the broker on another machine) and compares cluster + service against cluster + in-process loop.",
+      "",
+      "| concurrency | baseline CPU/event (ms) | ours CPU/event (ms) | predicted ours/baseline | ours without senders (ms) | predicted, without senders | measured ours/baseline |",
+      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      ...r.throughput.map((p) => {
+        const b = total(p.baseline);
+        const o = total(p.ours);
+        const oNoSender = total(p.ours, ["bench"]);
+        return `| ${p.concurrency} | ${fmt(b, 2)} | ${fmt(o, 2)} | ${fmt(b / o, 2)} | ${fmt(oNoSender, 2)} | ${fmt(b / oNoSender, 2)} | ${p.ratio.toFixed(2)} |`;
+      }),
+      "",
+    );
+    // Pod requests only (other tenants of the shared cluster make all sorts of others), and only those made at least once per 20 events.
+    const keys = [...new Set(r.throughput.flatMap((p) => [...Object.entries(p.baseline.apiCallsPerEvent ?? {}), ...Object.entries(p.ours.apiCallsPerEvent ?? {})]
+      .filter(([key, perEvent]) => / pods(\/|$)/.test(key) && perEvent >= 0.05).map(([key]) => key)))].sort();
+    if (keys.length) {
+      push(
+        "### API server requests per event",
+        "",
+        "Pod requests counted by the API server (`apiserver_request_total`) around each side's first timed block: every client, so besides ours or the baseline's POST and PATCH there are the scheduler's bindings and kwok's status updates for the pods that fit on the three fake nodes (330), and whatever other tenants of the shared cluster did meanwhile. POST pods = PATCH pods = 1.00 on both sides is the check that the service makes exactly the baseline's calls.",
+        "",
+        `| run | ${keys.join(" | ")} |`,
+        `| --- | ${keys.map(() => "---:").join(" | ")} |`,
+        ...r.throughput.flatMap((p) => [
+          `| baseline c=${p.concurrency} | ${keys.map((k) => fmt(p.baseline.apiCallsPerEvent?.[k] ?? 0, 2)).join(" | ")} |`,
+          `| ours c=${p.concurrency} | ${keys.map((k) => fmt(p.ours.apiCallsPerEvent?.[k] ?? 0, 2)).join(" | ")} |`,
+        ]),
+        "",
+      );
+    }
+  }
+
+  push("## Cold start", "", "Exec of the process → its answer to the first event (a done event for a routed pod), including start-up, the kubeconfig, the first TLS connection to the API server and the first provisioning. Runs interleaved across runtimes.", "");
+  if (r.coldStart.summary.length) {
+    push(
+      "| runtime | command | runs | exec → listening, median (ms) | exec → first event answered, median (min–max) (ms) | RSS after first event (MiB) |",
+      "| --- | --- | ---: | ---: | ---: | ---: |",
+      ...r.coldStart.summary.map((s) =>
+        `| ${s.runtime} | ${COMMANDS[s.runtime] ?? s.runtime} | ${s.runs} | ${fmt(s.execToListeningMs.median)} | ${
+          s.failedRuns === s.runs ? "**never answered done**" : `${fmt(s.execToFirstAnswerMs.median)} (${fmt(s.execToFirstAnswerMs.min)}–${fmt(s.execToFirstAnswerMs.max)})`
+        }${s.failedRuns && s.failedRuns < s.runs ? ` (${s.failedRuns} runs failed)` : ""} | ${fmt(s.rssAfterFirstEventMiB)} |`
+      ),
+      "",
+    );
+    for (const s of r.coldStart.summary.filter((entry) => entry.failedRuns)) {
+      push(`- ${s.runtime}: ${s.failedRuns} of ${s.runs} first events were not answered done: \`${(s.firstError ?? "").replace(/`/g, "'").slice(0, 300)}\``);
+    }
+    if (r.coldStart.summary.some((entry) => entry.failedRuns)) push("");
+  }
+  for (const skipped of r.coldStart.skipped) push(`- ${skipped.runtime}: skipped — ${skipped.reason}`);
+  if (r.coldStart.skipped.length) push("");
+
+  if (r.rss) {
+    push(
+      "## Memory",
+      "",
+      `VmRSS of the Node service (/proc/<pid>/status): idle 3 s after start, then 2 s after ${r.rss.checkpoints.map((c) => c.events).join(" and ")} events sent at concurrency ${String(r.settings.rssConcurrency)}. Peak (VmHWM) ${fmt(r.rss.peakMiB)} MiB.`,
+      "",
+      `| idle | ${r.rss.checkpoints.map((c) => `after ${c.events}`).join(" | ")} |`,
+      `| ---: | ${r.rss.checkpoints.map(() => "---:").join(" | ")} |`,
+      `| ${fmt(r.rss.idleMiB)} MiB | ${r.rss.checkpoints.map((c) => `${fmt(c.rssMiB)} MiB`).join(" | ")} |`,
+      "",
+    );
+  }
+
+  if (r.burst) {
+    const b = r.burst;
+    push(
+      "## Burst",
+      "",
+      `${b.events} distinct events released at once to ${b.senders} concurrent senders (the service admits 256 at a time by default and answers the rest 429 + Retry-After: 1). Each sender redelivers an event, honouring Retry-After, for up to ${b.retryWindowS ?? "–"} s, like a broker's retry window; an event not done by then counts as lost. The slowest event needed ${b.maxAttempts ?? "–"} deliveries.`,
+      "",
+      "| events | time to drain | events/s | pods created | duplicates | lost | retries | latency p50 / p99 |",
+      "| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+      `| ${b.events} | ${fmt(b.drainMs / 1000, 2)} s | ${fmt(b.perSecond)} | ${b.podsCreated} | ${b.duplicates} | ${b.lost} | ${Object.entries(b.retries).map(([k, v]) => `${k}: ${v}`).join(", ") || "none"} | ${fmt(b.latencyMs.p50 / 1000, 2)} s / ${fmt(b.latencyMs.p99 / 1000, 2)} s |`,
+      "",
+    );
+  }
+
+  push("## Image", "");
+  if (!r.image) push("Not measured in this run.", "");
+  else if ("skipped" in r.image) push(`Skipped: ${r.image.skipped}.`, "");
+  else {
+    push(
+      `| executable (${r.image.runtime}, built from ${r.image.builtFrom}) | rootfs (loader, libc, CA bundle, passwd) | image content, uncompressed | ≈ compressed (tar \\| gzip -6) |`,
+      "| ---: | ---: | ---: | ---: |",
+      `| ${fmt(r.image.binaryMiB)} MiB | ${fmt(r.image.rootfsMiB, 2)} MiB | ${fmt(r.image.uncompressedMiB)} MiB | ${r.image.gzipMiB === null ? "–" : `${fmt(r.image.gzipMiB)} MiB`} |`,
+      "",
+      r.image.pushed
+        ? `Pushed image \`${r.image.pushed.ref}\` (\`${r.image.pushed.digest.slice(0, 19)}…\`): **${fmt(r.image.pushed.compressedMiB)} MiB** compressed (config + layers, from the ${r.image.pushed.source}).`
+        : "No pushed image found (`npm run publish:local` writes .cache/publish-local.env).",
+      "",
+      r.image.note,
+      "",
+    );
+  }
+
+  if (analysis) push(analysis, "");
+
+  push("## Checks of this run", "");
+  const failed = r.checks.filter((c) => !c.ok);
+  push(failed.length ? `${failed.length} of ${r.checks.length} checks failed:` : `All ${r.checks.length} correctness checks passed (every event answered done, one routed and released pod per event, no duplicates, clean shutdowns).`);
+  for (const c of failed) push(`- ${c.name}: ${c.detail.split("\n")[0]}`);
+  for (const note of r.notes) push(`- note: ${note}`);
+  push("");
+  return out.join("\n");
+}
+
+const COMMANDS: Record<string, string> = {
+  node: "`node src/main/node.ts`",
+  deno: "`deno run -A --no-check src/main/deno.ts`",
+  exe: "`dist/podgateway-provisioner`",
+};
+
+function emptySide(): Side {
+  return {
+    events: 0, done: 0, failed: 0, lost: 0, unsent: 0, retries: {}, wallMs: 0, perSecond: 0,
+    latencyMs: { n: 0, min: 0, p50: 0, p90: 0, p99: 0, max: 0, mean: 0 }, cpuMsPerEvent: {}, cpuUtilisation: 0, otherCpuUtilisation: 0, apiCallsPerEvent: {},
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ SVG
+
+const COLOURS = { baseline: "#4c72b0", ours: "#dd8452" };
+
+function niceStep(max: number, ticks = 5): number {
+  const raw = max / ticks;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const unit = raw / power;
+  return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
+}
+
+const esc = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Two panels: events/s against concurrency (linear), latency p50/p99 against concurrency (log scale). */
+export function plot(r: Results): string {
+  const width = 980;
+  const height = 450;
+  const panel = { w: 400, h: 270, top: 85 };
+  const lefts = [70, 560];
+  const points = r.throughput;
+  const xs = points.map((p) => p.concurrency);
+  const parts: string[] = [];
+  const text = (x: number, y: number, content: string, attrs = "") =>
+    parts.push(`<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attrs}>${esc(content)}</text>`);
+
+  parts.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
+  text(width / 2, 28, "podgateway-provisioner: ours (CloudEvents → service) vs baseline (provisionClient loop)", `text-anchor="middle" font-size="16" font-weight="bold"`);
+  text(width / 2, 48, `${r.startedAt.slice(0, 16).replace("T", " ")} UTC · ${r.machine.cpus} cores · Node ${r.versions.node} · Kubernetes ${r.versions.kubernetes} · ${r.mode} run`, `text-anchor="middle" font-size="12" fill="#555"`);
+
+  if (!points.length) {
+    text(width / 2, height / 2, "no throughput points in this run", `text-anchor="middle" font-size="14"`);
+    return svgDocument(width, height, parts);
+  }
+
+  // x: log2 spacing of the concurrencies, evenly placed.
+  const xMin = Math.log2(Math.min(...xs));
+  const xMax = Math.log2(Math.max(...xs));
+  const xPos = (left: number, c: number) => left + 20 + (xMax === xMin ? (panel.w - 40) / 2 : ((Math.log2(c) - xMin) / (xMax - xMin)) * (panel.w - 40));
+
+  const frame = (left: number, title: string, yLabel: string) => {
+    parts.push(`<rect x="${left}" y="${panel.top}" width="${panel.w}" height="${panel.h}" fill="none" stroke="#999"/>`);
+    text(left + panel.w / 2, panel.top - 8, title, `text-anchor="middle" font-size="13" font-weight="bold"`);
+    text(left + panel.w / 2, panel.top + panel.h + 38, "concurrency (events in flight)", `text-anchor="middle" font-size="12"`);
+    text(left - 48, panel.top + panel.h / 2, yLabel, `text-anchor="middle" font-size="12" transform="rotate(-90 ${left - 48} ${panel.top + panel.h / 2})"`);
+    for (const c of xs) {
+      const x = xPos(left, c);
+      parts.push(`<line x1="${x.toFixed(1)}" y1="${panel.top + panel.h}" x2="${x.toFixed(1)}" y2="${panel.top + panel.h + 5}" stroke="#999"/>`);
+      text(x, panel.top + panel.h + 18, String(c), `text-anchor="middle" font-size="11"`);
+    }
+  };
+  const series = (pts: [number, number][], colour: string, dashed: boolean, labels: string[] | undefined, below = false) => {
+    parts.push(`<polyline fill="none" stroke="${colour}" stroke-width="2.2"${dashed ? ` stroke-dasharray="6 4"` : ""} points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(" ")}"/>`);
+    pts.forEach(([x, y], i) => {
+      parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.5" fill="${dashed ? "#fff" : colour}" stroke="${colour}" stroke-width="1.5"/>`);
+      if (labels) text(x, below ? y + 17 : y - 8, labels[i]!, `text-anchor="middle" font-size="10" fill="${colour}"`);
+    });
+  };
+
+  // Left panel: throughput, linear from 0.
+  {
+    const left = lefts[0]!;
+    const max = Math.max(...points.flatMap((p) => [p.baseline.perSecond, p.ours.perSecond]));
+    const step = niceStep(max * 1.15);
+    const top = Math.ceil((max * 1.15) / step) * step;
+    const y = (v: number) => panel.top + panel.h - (v / top) * panel.h;
+    frame(left, "Throughput: routed pods per second", "events/s");
+    for (let v = 0; v <= top + 1e-9; v += step) {
+      parts.push(`<line x1="${left}" y1="${y(v).toFixed(1)}" x2="${left + panel.w}" y2="${y(v).toFixed(1)}" stroke="#eee"/>`);
+      text(left - 6, y(v) + 4, String(Math.round(v)), `text-anchor="end" font-size="11"`);
+    }
+    series(points.map((p) => [xPos(left, p.concurrency), y(p.baseline.perSecond)]), COLOURS.baseline, false, points.map((p) => p.baseline.perSecond.toFixed(0)));
+    series(points.map((p) => [xPos(left, p.concurrency), y(p.ours.perSecond)]), COLOURS.ours, false, points.map((p) => `${p.ours.perSecond.toFixed(0)} (${p.ratio.toFixed(2)}×)`), true);
+  }
+
+  // Right panel: latency p50 (solid) and p99 (dashed), log10.
+  {
+    const left = lefts[1]!;
+    const values = points.flatMap((p) => [p.baseline.latencyMs.p50, p.baseline.latencyMs.p99, p.ours.latencyMs.p50, p.ours.latencyMs.p99]).filter((v) => v > 0);
+    const lo = Math.floor(Math.log10(Math.min(...values)));
+    const hi = Math.ceil(Math.log10(Math.max(...values)));
+    const span = Math.max(1, hi - lo);
+    const y = (v: number) => panel.top + panel.h - ((Math.log10(v) - lo) / span) * panel.h;
+    frame(left, "Latency per event: p50 (solid), p99 (dashed)", "milliseconds (log scale)");
+    for (let e = lo; e <= lo + span; e++) {
+      for (const m of [1, 2, 5]) {
+        const v = m * 10 ** e;
+        if (Math.log10(v) > lo + span + 1e-9) continue;
+        parts.push(`<line x1="${left}" y1="${y(v).toFixed(1)}" x2="${left + panel.w}" y2="${y(v).toFixed(1)}" stroke="${m === 1 ? "#ddd" : "#f3f3f3"}"/>`);
+        text(left - 6, y(v) + 4, v >= 1 ? String(v) : v.toPrecision(1), `text-anchor="end" font-size="11"${m === 1 ? "" : ` fill="#888"`}`);
+      }
+    }
+    series(points.map((p) => [xPos(left, p.concurrency), y(p.baseline.latencyMs.p50)]), COLOURS.baseline, false, undefined);
+    series(points.map((p) => [xPos(left, p.concurrency), y(p.ours.latencyMs.p50)]), COLOURS.ours, false, points.map((p) => `${signed(p.addedP50Ms, 1)}`));
+    series(points.map((p) => [xPos(left, p.concurrency), y(p.baseline.latencyMs.p99)]), COLOURS.baseline, true, undefined);
+    series(points.map((p) => [xPos(left, p.concurrency), y(p.ours.latencyMs.p99)]), COLOURS.ours, true, points.map((p) => `${signed(p.addedP99Ms, 1)}`));
+  }
+
+  // Legend.
+  const legendY = height - 16;
+  const legend = (x: number, colour: string, label: string) => {
+    parts.push(`<line x1="${x}" y1="${legendY}" x2="${x + 26}" y2="${legendY}" stroke="${colour}" stroke-width="2.5"/>`);
+    text(x + 32, legendY + 4, label, `font-size="12"`);
+  };
+  legend(200, COLOURS.baseline, "baseline: provisionClient() loop, same HTTP client");
+  legend(560, COLOURS.ours, "ours: binary CloudEvents → service (labels: ratio / added ms)");
+  return svgDocument(width, height, parts);
+}
+
+function svgDocument(width: number, height: number, parts: string[]): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">\n${parts.join("\n")}\n</svg>\n`;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const repo = resolve(fileURLToPath(import.meta.url), "../..");
+  const file = process.argv[2] ? resolve(process.argv[2]) : undefined;
+  for (const written of writeReport(repo, file)) console.log(`wrote ${written}`);
+}

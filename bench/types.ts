@@ -1,0 +1,142 @@
+/** The shape of bench/results/<date>.json (schema 1), written by bench/run.ts and read by bench/report.ts. */
+
+export interface LatencySummary {
+  n: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** One side (baseline or ours) of one concurrency point. */
+export interface Side {
+  events: number;
+  done: number;
+  failed: number;
+  lost: number;
+  unsent: number;
+  retries: Record<string, number>;
+  wallMs: number;
+  /** Events answered with a routed pod, per second of wall time. */
+  perSecond: number;
+  latencyMs: LatencySummary;
+  /** CPU milliseconds per event, by process: cluster components, "service" (ours only) and "bench" (this process). */
+  cpuMsPerEvent: Record<string, number>;
+  /** CPU seconds used by all those processes per second of wall time (2.0 = both cores busy). */
+  cpuUtilisation: number;
+  /** CPU-seconds per wall-second used by every other process on the machine (not part of the benchmark): noise. */
+  otherCpuUtilisation: number;
+  /** API server requests per event during the timed run, by "VERB resource[/subresource]" (all clients, cluster components too). */
+  apiCallsPerEvent: Record<string, number>;
+  /** A cluster component restarted during the measurement (someone else's fault test): the numbers are not comparable. */
+  disturbed?: boolean;
+}
+
+export interface ThroughputPoint {
+  concurrency: number;
+  /** Timed events ran in this many alternating blocks per side, of this many events each. */
+  blocks: number;
+  blockSize: number;
+  baseline: Side;
+  ours: Side;
+  /** ours.perSecond / baseline.perSecond */
+  ratio: number;
+  addedP50Ms: number;
+  addedP99Ms: number;
+  /** Median over blocks of (ours block p50 − the neighbouring baseline block p50): robust against drift in the machine's load. */
+  pairedAddedP50Ms: number;
+  blockAddedP50Ms: number[];
+}
+
+export interface ColdRun {
+  runtime: string;
+  /** The first answer was the done event for a routed pod. */
+  ok: boolean;
+  error: string | undefined;
+  execToListeningMs: number;
+  execToFirstAnswerMs: number;
+  /** The first event's own round trip (provisioning on a cold connection included). */
+  firstEventMs: number;
+  rssAfterFirstEventMiB: number;
+}
+
+export interface ColdSummary {
+  runtime: string;
+  runs: number;
+  /** Runs whose first answer was not done (then exec → first answer is not counted). */
+  failedRuns: number;
+  firstError: string | undefined;
+  execToFirstAnswerMs: { median: number; min: number; max: number };
+  execToListeningMs: { median: number; min: number; max: number };
+  rssAfterFirstEventMiB: number;
+}
+
+export interface RssResult {
+  runtime: string;
+  idleMiB: number;
+  checkpoints: { events: number; rssMiB: number }[];
+  peakMiB: number;
+  /** Change from the first to the last checkpoint (1,000 → 10,000 events in a full run). */
+  changeFirstToLastPct: number | null;
+  samples: { events: number; rssMiB: number }[];
+}
+
+export interface BurstResult {
+  events: number;
+  senders: number;
+  drainMs: number;
+  perSecond: number;
+  done: number;
+  podsCreated: number;
+  duplicates: number;
+  /** Events not answered done within the retry window, or without their pod. */
+  lost: number;
+  retries: Record<string, number>;
+  /** The most deliveries any one event needed. */
+  maxAttempts: number;
+  /** How long a sender kept redelivering one event before giving up (a broker's retry window). */
+  retryWindowS: number;
+  latencyMs: LatencySummary;
+  cpuMsPerEvent: Record<string, number>;
+}
+
+export type ImageResult =
+  | { skipped: string }
+  | {
+    runtime: string;
+    builtFrom: string;
+    binaryMiB: number;
+    rootfsMiB: number;
+    uncompressedMiB: number;
+    gzipMiB: number | null;
+    /** The image last pushed by `npm run publish:local`, if any: compressed size = config + layers from its manifest. */
+    pushed?: { ref: string; digest: string; compressedMiB: number; source: string } | null;
+    note: string;
+  };
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface Results {
+  schema: 1;
+  mode: "full" | "quick";
+  startedAt: string;
+  finishedAt: string;
+  durationS: number;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; loadavgStart: number[]; loadavgEnd: number[] };
+  versions: Record<string, string>;
+  git: { commit: string; describe: string; serviceFilesChanged: string[] };
+  settings: Record<string, unknown>;
+  throughput: ThroughputPoint[];
+  coldStart: { runs: ColdRun[]; summary: ColdSummary[]; skipped: { runtime: string; reason: string }[] };
+  rss: RssResult | undefined;
+  burst: BurstResult | undefined;
+  image: ImageResult | undefined;
+  checks: Check[];
+  notes: string[];
+}
