@@ -2,7 +2,7 @@
  * Deno entrypoint: flags → service → `Deno.serve` → signals. `deno task dev` runs it.
  */
 import { denoFetcher } from "../adapter/deno.ts";
-import { startup } from "./startup.ts";
+import { exit, startup } from "./startup.ts";
 
 const started = await startup(Deno.args, Deno.env.toObject(), denoFetcher);
 const { service, config, log } = started;
@@ -22,12 +22,12 @@ const stop = (signal: string) => {
   background.abort();
   const deadline = setTimeout(() => {
     log({ msg: "in-flight requests outlived the shutdown grace period" });
-    Deno.exit(1);
+    exit(1);
   }, started.shutdownGraceMs);
   server.shutdown().then(() => {
     clearTimeout(deadline);
     log({ msg: "stopped" });
-    Deno.exit(0);
+    exit(0);
   });
 };
 Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));

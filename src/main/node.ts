@@ -5,7 +5,7 @@
 import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import { undiciFetcher } from "../adapter/node.ts";
-import { startup } from "./startup.ts";
+import { exit, startup } from "./startup.ts";
 
 const started = await startup(process.argv.slice(2), process.env, undiciFetcher);
 const { service, config, log } = started;
@@ -23,12 +23,12 @@ const stop = (signal: string) => {
   background.abort();
   server.close(() => {
     log({ msg: "stopped" });
-    process.exit(0);
+    exit(0);
   });
   server.closeIdleConnections();
   setTimeout(() => {
     log({ msg: "in-flight requests outlived the shutdown grace period" });
-    process.exit(1);
+    exit(1);
   }, started.shutdownGraceMs).unref();
 };
 process.once("SIGTERM", () => stop("SIGTERM"));

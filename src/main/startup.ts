@@ -1,6 +1,7 @@
 import { type Config, loadConfig } from "../config.ts";
 import type { FetcherFactory } from "../kube/rest-client.ts";
-import { jsonLogger, type Logger } from "../observability/log.ts";
+import process from "node:process";
+import { flushLogs, jsonLogger, type Logger } from "../observability/log.ts";
 import { createService, type Service } from "../service.ts";
 
 /** What every entrypoint gets back: a service to serve, or the process has already exited. */
@@ -22,12 +23,18 @@ export async function startup(args: string[], env: Record<string, string | undef
     const loaded = loadConfig(args, env);
     if ("help" in loaded) {
       console.log(loaded.help);
-      process.exit(0);
+      exit(0);
     }
     const service = await createService(loaded.config, fetcherFor, env, log);
     return { config: loaded.config, service, log, shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS) || 25_000 };
   } catch (error) {
     console.error(`podgateway-provisioner: ${(error as Error).message}`);
-    process.exit(2);
+    exit(2);
   }
+}
+
+/** Exits after writing the log lines still gathered for this turn of the event loop. */
+export function exit(code: number): never {
+  flushLogs();
+  process.exit(code);
 }
