@@ -27,6 +27,10 @@ node --test --test-concurrency=1 'test/e2e/**/*.test.ts' || status=1
 step "Deno $(deno --version | head -1 | cut -d' ' -f2): unit and e2e tests"
 deno test --allow-all --no-check test/unit test/e2e || status=1
 
+# Benchmarks are not timed tests: here only the harness is exercised (lost, duplicated or unrouted events fail it).
+step "bench --quick: smoke test of the benchmark harness"
+node bench/run.ts --quick || status=1
+
 echo
 if [ "$status" -eq 0 ]; then echo "=== all test runs passed"; else echo "=== some test runs FAILED"; fi
 exit "$status"
