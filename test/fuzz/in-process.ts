@@ -3,11 +3,10 @@
  * calls, one generated request at a time through `app.fetch`, violations grouped by kind.
  */
 import fc from "fast-check";
-import { createApp } from "../../src/app.ts";
 import { KubeTransportError } from "../../src/kube/errors.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
-import { Metrics } from "../../src/observability/metrics.ts";
 import { type FuzzRequest, toRequest, violation } from "./arbitraries.ts";
+import { testApp } from "../support/app.ts";
 
 export type Problems = Map<string, { count: number; example: FuzzRequest; detail: string }>;
 
@@ -20,19 +19,7 @@ export function appWithUnreachableKube() {
       return Promise.reject(new KubeTransportError("connect ECONNREFUSED 127.0.0.1:6443 (fuzz: Kubernetes is unreachable)"));
     },
   };
-  const app = createApp({
-    provisioner: {
-      kube,
-      routingInitContainer: "gateway-init",
-      pod: { namespace: "clients", image: "i", command: ["c"], gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" },
-    },
-    stamp: { source: "/fuzz", extensions: {} },
-    metrics: new Metrics(),
-    log: () => {},
-    ready: () => Promise.resolve(false),
-    maxInFlight: 64,
-    maxBodyBytes: 1024 * 1024,
-  });
+  const app = testApp(kube, { stamp: { source: "/fuzz", extensions: {} }, ready: () => Promise.resolve(false) });
   return { app, calls: () => calls };
 }
 

@@ -5,28 +5,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
-import { createApp } from "../../src/app.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
-import { Metrics } from "../../src/observability/metrics.ts";
+import { testApp } from "../support/app.ts";
 
 const untouchable: RestClient = {
   performRequest: () => {
     throw new Error("Kubernetes must not be called for this request");
   },
 };
-const app = createApp({
-  provisioner: {
-    kube: untouchable,
-    routingInitContainer: "gateway-init",
-    pod: { namespace: "n", image: "i", command: ["c"], gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" },
-  },
-  stamp: { source: "/test", extensions: {} },
-  metrics: new Metrics(),
-  log: () => {},
-  ready: () => Promise.resolve(true),
-  maxInFlight: 10,
-  maxBodyBytes: 1024 * 1024,
-});
+const app = testApp(untouchable, { maxInFlight: 10 });
 const send = (event: CloudEvent<unknown>) => {
   const message = HTTP.binary(event);
   return app.fetch(new Request("http://x/", { method: "POST", headers: message.headers as Record<string, string>, body: message.body as string }));

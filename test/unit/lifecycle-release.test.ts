@@ -2,13 +2,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
-import { createApp } from "../../src/app.ts";
 import { KubeTransportError } from "../../src/kube/errors.ts";
 import { claimSlot } from "../../src/lifecycle/capacity.ts";
 import { createLifecycle } from "../../src/lifecycle/lifecycle.ts";
-import { Metrics } from "../../src/observability/metrics.ts";
 import { clientPodName } from "../../src/provision/client-pod.ts";
 import { FakeKube } from "./lifecycle-fake-kube.ts";
+import { testApp } from "../support/app.ts";
 
 function setup() {
   const kube = new FakeKube();
@@ -23,18 +22,13 @@ function setup() {
     readyTimeoutMs: 0,
     maxClientsPerGateway: 2,
   });
-  const app = createApp({
+  const app = testApp(kube, {
     provisioner: {
       kube,
       routingInitContainer: "gateway-init",
       pod: { namespace: "ns", image: "i", command: ["c"], gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" },
     },
-    stamp: { source: "/provisioner", extensions: {} },
-    metrics: new Metrics(),
-    log: () => {},
-    ready: () => Promise.resolve(true),
     maxInFlight: 10,
-    maxBodyBytes: 1024 * 1024,
     lifecycle,
   });
   const release = async (id: string, data: unknown) => {
