@@ -12,9 +12,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { Pod } from "kubernetes-types/core/v1";
 import { eventsDir, sendEvents, type SendOutcome } from "../conformance/cesend.ts";
-import { getPodOrNull, listPods, routedNamespace } from "../support/cluster.ts";
+import { getPodOrNull, listPods, routedBy, routedNamespace } from "../support/cluster.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
 const DONE = "io.podgateway.client.scheduling.done";
@@ -31,14 +30,6 @@ const expected: Record<string, { gateway?: string; outcome: "done" | "InvalidEve
 };
 
 const runSuffix = `-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-
-/** Which gateways routed a pod: the pod-gateway webhook writes its gateway's address into gateway-init. */
-function routedBy(pod: Pod): string[] {
-  const init = pod.spec?.initContainers?.find((container) => container.name === "gateway-init");
-  if (!init) return [];
-  const text = JSON.stringify(init);
-  return ["foo", "bar"].filter((gateway) => text.includes(`${gateway}-pod-gateway`));
-}
 
 describe("the conformance sender (cesend) on a local echo server", () => {
   type Seen = { headers: IncomingHttpHeaders; body: string };

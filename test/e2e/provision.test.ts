@@ -8,8 +8,7 @@ import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
-import type { Pod } from "kubernetes-types/core/v1";
-import { getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
+import { getPodOrNull, listPods, routedBy, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
 const PENDING = "io.podgateway.client.pending";
@@ -47,14 +46,6 @@ function readReply(status: number, headers: Record<string, string>, body: string
 
 const pending = (id: string, gateway: unknown, source = "/e2e/sdk") =>
   new CloudEvent({ id, source, type: PENDING, data: { gateway_name: gateway } });
-
-/** Which gateway routed a pod: the pod-gateway webhook puts its gateway's address into gateway-init. */
-function routedBy(pod: Pod): string[] {
-  const init = pod.spec?.initContainers?.find((container) => container.name === "gateway-init");
-  if (!init) return [];
-  const text = JSON.stringify(init);
-  return ["foo", "bar"].filter((gateway) => text.includes(`${gateway}-pod-gateway`));
-}
 
 describe("provisioning on the local cluster", () => {
   let service: RunningService;

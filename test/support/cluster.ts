@@ -87,3 +87,11 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/** Which gateway routed a pod: the pod-gateway webhook puts its gateway's address into gateway-init. */
+export function routedBy(pod: Pod): string[] {
+  const init = pod.spec?.initContainers?.find((container) => container.name === "gateway-init");
+  if (!init) return [];
+  const text = JSON.stringify(init);
+  return ["foo", "bar"].filter((gateway) => text.includes(`${gateway}-pod-gateway`));
+}
