@@ -16,7 +16,7 @@ export function isInCluster(env: Record<string, string | undefined> = process.en
 /** A client authenticated as the pod's service account, reading its token again when the kubelet rotates it. */
 export async function inClusterClient(
   fetcherFor: FetcherFactory,
-  options: { timeoutMs?: number; env?: Record<string, string | undefined>; dir?: string } = {},
+  options: { timeoutMs?: number; env?: Record<string, string | undefined>; dir?: string; tokenRefreshMs?: number } = {},
 ): Promise<HttpRestClient> {
   const env = options.env ?? process.env;
   const dir = options.dir ?? SERVICE_ACCOUNT_DIR;
@@ -28,7 +28,7 @@ export async function inClusterClient(
   let token = (await readFile(`${dir}/token`, "utf8")).trim();
   let readAt = Date.now();
   const currentToken = async () => {
-    if (Date.now() - readAt > TOKEN_REFRESH_MS) {
+    if (Date.now() - readAt > (options.tokenRefreshMs ?? TOKEN_REFRESH_MS)) {
       readAt = Date.now();
       token = (await readFile(`${dir}/token`, "utf8")).trim();
     }
