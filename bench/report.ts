@@ -65,14 +65,29 @@ function targets(r: Results): Target[] {
     list.push({ target: "added latency p50 ≤ 1 ms", measured: `${p50} ms (met at c=${p50Met.join(",") || "none"})`, met: p50Met.length === r.throughput.length });
     list.push({ target: "added latency p99 ≤ 5 ms", measured: `${p99} ms (met at c=${p99Met.join(",") || "none"})`, met: p99Met.length === r.throughput.length });
   }
-  if (r.rss) {
-    list.push({ target: "idle RSS ≤ 50 MB (47.7 MiB)", measured: `${fmt(r.rss.idleMiB)} MiB (${fmt(r.rss.idleMiB / MB_IN_MIB)} MB)`, met: r.rss.idleMiB <= 50 * MB_IN_MIB });
-    if (r.rss.changeFirstToLastPct !== null) {
-      const [first, last] = [r.rss.checkpoints[0]!, r.rss.checkpoints[r.rss.checkpoints.length - 1]!];
+  // The memory targets are about what ships: the single executable when it was measured, else the Node service.
+  const variants = r.rssVariants ?? (r.rss ? [r.rss] : []);
+  const judged = variants.find((v) => v.variant === "exe") ?? variants.find((v) => (v.variant ?? "node") === "node");
+  if (judged) {
+    const label = judged.variant === "exe" ? "single executable" : "Node service (executable not measured)";
+    const others = variants.filter((v) => v !== judged);
+    const alsoIdle = others.map((v) => `${v.variant ?? v.runtime}: ${fmt(v.idleMiB)}`).join(", ");
+    list.push({
+      target: "idle RSS ≤ 50 MB (47.7 MiB)",
+      measured: `${label}: ${fmt(judged.idleMiB)} MiB (${fmt(judged.idleMiB / MB_IN_MIB)} MB)${alsoIdle ? `; also ${alsoIdle} MiB` : ""}`,
+      met: judged.idleMiB <= 50 * MB_IN_MIB,
+    });
+    if (judged.changeFirstToLastPct !== null) {
+      const span = (v: typeof judged) => {
+        const [first, last] = [v.checkpoints[0]!, v.checkpoints[v.checkpoints.length - 1]!];
+        return `${fmt(first.rssMiB)} → ${fmt(last.rssMiB)} MiB (${v.changeFirstToLastPct === null ? "–" : signed(v.changeFirstToLastPct, 1)} %)`;
+      };
+      const [first, last] = [judged.checkpoints[0]!, judged.checkpoints[judged.checkpoints.length - 1]!];
+      const alsoSpan = others.filter((v) => v.changeFirstToLastPct !== null).map((v) => `${v.variant ?? v.runtime}: ${span(v)}`).join("; ");
       list.push({
         target: `RSS within ±10 % between ${first.events} and ${last.events} events`,
-        measured: `${fmt(first.rssMiB)} → ${fmt(last.rssMiB)} MiB (${signed(r.rss.changeFirstToLastPct, 1)} %)`,
-        met: Math.abs(r.rss.changeFirstToLastPct) <= 10,
+        measured: `${label}: ${span(judged)}${alsoSpan ? `; also ${alsoSpan}` : ""}`,
+        met: Math.abs(judged.changeFirstToLastPct) <= 10,
       });
     }
   }
@@ -200,17 +215,29 @@ function markdown(r: Results, file: string, analysis: string): string {
   for (const skipped of r.coldStart.skipped) push(`- ${skipped.runtime}: skipped — ${skipped.reason}`);
   if (r.coldStart.skipped.length) push("");
 
-  if (r.rss) {
+  const memory = r.rssVariants ?? (r.rss ? [r.rss] : []);
+  if (memory.length || r.rssSkipped?.length) {
+    const checkpointEvents = [...new Set(memory.flatMap((v) => v.checkpoints.map((c) => c.events)))].sort((a, b) => a - b);
     push(
       "## Memory",
       "",
-      `VmRSS of the Node service (/proc/<pid>/status): idle 3 s after start, then 2 s after ${r.rss.checkpoints.map((c) => c.events).join(" and ")} events sent at concurrency ${String(r.settings.rssConcurrency)}. Peak (VmHWM) ${fmt(r.rss.peakMiB)} MiB.`,
+      `VmRSS (/proc/<pid>/status) of each way to run the service, one after the other, each in a fresh process and namespace: idle 3 s after start, then 2 s after ${checkpointEvents.join(" and ")} events sent at concurrency ${String(r.settings.rssConcurrency)}. ` +
+        "The memory targets are judged against the single executable (what the image ships) when it was built; the Node rows are for comparison.",
       "",
-      `| idle | ${r.rss.checkpoints.map((c) => `after ${c.events}`).join(" | ")} |`,
-      `| ---: | ${r.rss.checkpoints.map(() => "---:").join(" | ")} |`,
-      `| ${fmt(r.rss.idleMiB)} MiB | ${r.rss.checkpoints.map((c) => `${fmt(c.rssMiB)} MiB`).join(" | ")} |`,
+      `| variant | command | idle | ${checkpointEvents.map((e) => `after ${e}`).join(" | ")} | change${checkpointEvents.length > 1 ? ` ${checkpointEvents[0]} → ${checkpointEvents[checkpointEvents.length - 1]}` : ""} | peak (VmHWM) |`,
+      `| --- | --- | ---: | ${checkpointEvents.map(() => "---:").join(" | ")} | ---: | ---: |`,
+      ...memory.map((v) =>
+        `| ${v.variant === "exe" ? "**single executable**" : v.variant ?? v.runtime} | ${v.command ? `\`${v.command}\`` : COMMANDS[v.runtime] ?? v.runtime} | ${fmt(v.idleMiB)} MiB | ${
+          checkpointEvents.map((e) => {
+            const c = v.checkpoints.find((point) => point.events === e);
+            return c ? `${fmt(c.rssMiB)} MiB` : "–";
+          }).join(" | ")
+        } | ${v.changeFirstToLastPct === null ? "–" : `${signed(v.changeFirstToLastPct, 1)} %`} | ${fmt(v.peakMiB)} MiB |`
+      ),
       "",
     );
+    for (const skipped of r.rssSkipped ?? []) push(`- ${skipped.variant}: skipped — ${skipped.reason}`);
+    if (r.rssSkipped?.length) push("");
   }
 
   if (r.burst) {

@@ -6,7 +6,8 @@
  * process: the same Kubernetes API calls with the same HTTP client, nothing else):
  *   1. cold start: exec → first event answered, for Node, Deno and the single executable (if built)
  *   2. events → routed pods per second and per-event latency at several concurrencies, ours and baseline
- *   3. RSS of the service: idle, after 1,000 and after 10,000 events
+ *   3. RSS: idle, after 1,000 and after 10,000 events, for the single executable (if built: the memory targets
+ *      are judged against it), the Node service, and Node with --max-semi-space-size=2
  *   4. a burst of distinct events: time to drain, pods created, duplicates, lost
  *   5. image size, from dist/build-info.txt if `npm run build` ran
  * Writes bench/results/<date>.json; a full run also regenerates bench/results/latest.svg and BENCHMARKS.md
@@ -31,7 +32,7 @@ import { kubeconfigClient } from "../src/kube/kubeconfig.ts";
 import type { ProvisionerOptions } from "../src/provision/provisioner.ts";
 import { Cluster, cpuDelta, cpuSnapshot, findCluster, rssMiB, sleep } from "./lib/cluster.ts";
 import { type BenchEvent, type LoadResult, makeEvents, runBaseline, runOurs, senderAgent } from "./lib/load.ts";
-import { type Runtime, type RunningService, serviceCommand, serviceEnv, startService } from "./lib/service.ts";
+import { type Runtime, type RunningService, type ServiceCommand, serviceCommand, serviceEnv, startService } from "./lib/service.ts";
 import { median, round, summarize } from "./lib/stats.ts";
 import { writeReport } from "./report.ts";
 import type { BurstResult, Check, ColdRun, ImageResult, Results, RssResult, Side, ThroughputPoint } from "./types.ts";
@@ -91,6 +92,8 @@ const results: Results = {
   throughput: [],
   coldStart: { runs: [], summary: [], skipped: [] },
   rss: undefined,
+  rssVariants: undefined,
+  rssSkipped: undefined,
   burst: undefined,
   image: undefined,
   checks,
@@ -486,14 +489,44 @@ function sideOf(result: LoadResult, cpu: ReturnType<typeof cpuDelta>): Side {
   };
 }
 
+/**
+ * The ways the service can run whose memory we compare: the Node service as `npm start` runs it, the same with
+ * a 2 MiB semi-space (V8's young generation; a candidate flag for `npm start`), and the shipped single
+ * executable, which the memory targets are judged against. Skipped variants come back with a reason.
+ */
+function rssVariants(): { variants: { name: string; command: ServiceCommand }[]; skipped: { variant: string; reason: string }[] } {
+  const variants: { name: string; command: ServiceCommand }[] = [];
+  const skipped: { variant: string; reason: string }[] = [];
+  const exe = serviceCommand(repo, "exe");
+  if (exe) variants.push({ name: "exe", command: exe });
+  else skipped.push({ variant: "exe", reason: "dist/podgateway-provisioner does not exist: run `npm run build` first" });
+  variants.push({ name: "node", command: serviceCommand(repo, "node", nodeFlags)! });
+  variants.push({ name: "node --max-semi-space-size=2", command: serviceCommand(repo, "node", ["--max-semi-space-size=2", ...nodeFlags])! });
+  return { variants, skipped };
+}
+
 async function rssPhase() {
-  log(`RSS of the Node service: idle, then after ${settings.rssCheckpoints.join(" and ")} events`);
-  await inNamespace("rss", async (namespace) => {
-    const service = await startOurs(namespace);
+  const { variants, skipped } = rssVariants();
+  results.rssSkipped = skipped;
+  results.rssVariants = [];
+  for (const entry of skipped) log(`RSS: skipping ${entry.variant}: ${entry.reason}`);
+  for (const variant of variants) {
+    const measured = await rssOf(variant.name, variant.command);
+    results.rssVariants.push(measured);
+    if (variant.name === "node") results.rss = measured; // schema 1 field: the Node service, as in older results
+  }
+}
+
+async function rssOf(name: string, command: ServiceCommand): Promise<RssResult> {
+  log(`RSS of ${name}: idle, then after ${settings.rssCheckpoints.join(" and ")} events`);
+  return await inNamespace("rss", async (namespace) => {
+    const service = await startService(command, serviceEnv({ KUBECONFIG: clusterInfo.kubeconfig, CLIENT_NAMESPACE: namespace }));
+    live.add(service);
     const agent = senderAgent(settings.rssConcurrency);
     const sent: BenchEvent[] = [];
     const samples: { events: number; rssMiB: number }[] = [];
     const pids = cluster.componentPids();
+    let rss: RssResult;
     try {
       await sleep(3000);
       const idle = rssMiB(service.pid);
@@ -503,7 +536,7 @@ async function rssPhase() {
       let total = 0;
       let sampler: NodeJS.Timeout | undefined;
       for (const checkpoint of settings.rssCheckpoints) {
-        const events = makeEvents(source, `rss-${total}`, checkpoint - total);
+        const events = makeEvents(source, `rss-${service.pid}-${total}`, checkpoint - total);
         sent.push(...events);
         const base = total;
         sampler = setInterval(() => {
@@ -512,7 +545,7 @@ async function rssPhase() {
         }, 1000);
         const result = await runOurs(service.url, agent, events, settings.rssConcurrency, settings.bigBudgetMs);
         clearInterval(sampler);
-        checkLoad(`RSS phase up to ${checkpoint} events`, result);
+        checkLoad(`RSS phase (${name}) up to ${checkpoint} events`, result);
         total = checkpoint;
         await sleep(2000);
         const memory = rssMiB(service.pid);
@@ -520,25 +553,33 @@ async function rssPhase() {
         samples.push({ events: checkpoint, rssMiB: round(memory.rss, 1) });
         log(`  after ${checkpoint} events: ${memory.rss.toFixed(1)} MiB (peak so far ${memory.hwm.toFixed(1)} MiB)`);
       }
-      restarted(pids, "RSS phase");
+      restarted(pids, `RSS phase (${name})`);
       const peak = rssMiB(service.pid).hwm;
       const first = checkpoints[0];
       const last = checkpoints[checkpoints.length - 1];
-      const rss: RssResult = {
-        runtime: "node",
+      rss = {
+        runtime: command.runtime,
+        variant: name,
+        command: commandLine(command),
         idleMiB: round(idle.rss, 1),
         checkpoints,
         peakMiB: round(peak, 1),
         changeFirstToLastPct: first && last && checkpoints.length > 1 ? round(((last.rssMiB - first.rssMiB) / first.rssMiB) * 100, 1) : null,
         samples,
       };
-      results.rss = rss;
     } finally {
       await agent.close();
       await stopOurs(service);
     }
-    await verifyPods("RSS phase", namespace, sent);
+    await verifyPods(`RSS phase (${name})`, namespace, sent);
+    return rss;
   });
+}
+
+/** `node --flag src/main/node.ts`, `dist/podgateway-provisioner`: paths relative to the repository. */
+function commandLine(command: ServiceCommand): string {
+  const inRepo = (path: string) => (path.startsWith(repo + "/") ? relative(repo, path) : path);
+  return [command.runtime === "node" ? "node" : inRepo(command.command), ...command.args.map(inRepo)].join(" ");
 }
 
 async function burstPhase() {
@@ -703,7 +744,8 @@ function printSummary(r: Results) {
     lines.push(`c=${String(point.concurrency).padStart(2)}  baseline ${point.baseline.perSecond}/s p50 ${point.baseline.latencyMs.p50} p99 ${point.baseline.latencyMs.p99} ms | ours ${point.ours.perSecond}/s p50 ${point.ours.latencyMs.p50} p99 ${point.ours.latencyMs.p99} ms | ratio ${point.ratio}, added p50 ${point.addedP50Ms} ms, p99 ${point.addedP99Ms} ms`);
   }
   for (const cold of r.coldStart.summary) lines.push(`cold start ${cold.runtime}: first answer ${cold.execToFirstAnswerMs.median} ms (median of ${cold.runs}), RSS ${cold.rssAfterFirstEventMiB} MiB`);
-  if (r.rss) lines.push(`RSS idle ${r.rss.idleMiB} MiB, ${r.rss.checkpoints.map((c) => `after ${c.events}: ${c.rssMiB} MiB`).join(", ")}`);
+  for (const rss of r.rssVariants ?? (r.rss ? [r.rss] : [])) lines.push(`RSS ${rss.variant ?? rss.runtime}: idle ${rss.idleMiB} MiB, ${rss.checkpoints.map((c) => `after ${c.events}: ${c.rssMiB} MiB`).join(", ")}`);
+  for (const skipped of r.rssSkipped ?? []) lines.push(`RSS ${skipped.variant}: skipped (${skipped.reason})`);
   if (r.burst) lines.push(`burst ${r.burst.events}: ${r.burst.drainMs} ms, pods ${r.burst.podsCreated}, duplicates ${r.burst.duplicates}, lost ${r.burst.lost}`);
   if (r.image && "binaryMiB" in r.image) lines.push(`image: ${r.image.uncompressedMiB} MiB uncompressed${r.image.gzipMiB ? `, ~${r.image.gzipMiB} MiB gzip` : ""}`);
   process.stderr.write(lines.map((line) => `  ${line}\n`).join(""));

@@ -75,6 +75,10 @@ export interface ColdSummary {
 
 export interface RssResult {
   runtime: string;
+  /** "exe", "node", "node --max-semi-space-size=2" (absent in older results: the Node service). */
+  variant?: string;
+  /** The command line, relative to the repository. */
+  command?: string;
   idleMiB: number;
   checkpoints: { events: number; rssMiB: number }[];
   peakMiB: number;
@@ -134,7 +138,12 @@ export interface Results {
   settings: Record<string, unknown>;
   throughput: ThroughputPoint[];
   coldStart: { runs: ColdRun[]; summary: ColdSummary[]; skipped: { runtime: string; reason: string }[] };
+  /** The Node service (`node src/main/node.ts`), as in older results; also in rssVariants. */
   rss: RssResult | undefined;
+  /** Every variant measured (the executable first, when built). Absent in older results. */
+  rssVariants?: RssResult[] | undefined;
+  /** Variants not measured, and why (the executable when dist/ is absent). */
+  rssSkipped?: { variant: string; reason: string }[] | undefined;
   burst: BurstResult | undefined;
   image: ImageResult | undefined;
   checks: Check[];
