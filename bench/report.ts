@@ -16,7 +16,7 @@ export function latestResults(repo: string): string | undefined {
   const dir = resolve(repo, "bench/results");
   if (!existsSync(dir)) return undefined;
   const files = readdirSync(dir).filter((name) => /^\d{4}-\d\d-\d\dT.*\.json$/.test(name)).sort();
-  const full = files.filter((name) => !name.endsWith("-quick.json"));
+  const full = files.filter((name) => !name.endsWith("-quick.json") && !name.endsWith("-partial.json"));
   const chosen = full[full.length - 1] ?? files[files.length - 1];
   return chosen ? resolve(dir, chosen) : undefined;
 }
@@ -217,6 +217,7 @@ function markdown(r: Results, file: string, analysis: string): string {
 
   const memory = r.rssVariants ?? (r.rss ? [r.rss] : []);
   if (memory.length || r.rssSkipped?.length) {
+    const withCpu = memory.some((v) => v.serviceCpuMsPerEvent !== undefined);
     const checkpointEvents = [...new Set(memory.flatMap((v) => v.checkpoints.map((c) => c.events)))].sort((a, b) => a - b);
     push(
       "## Memory",
@@ -224,15 +225,15 @@ function markdown(r: Results, file: string, analysis: string): string {
       `VmRSS (/proc/<pid>/status) of each way to run the service, one after the other, each in a fresh process and namespace: idle 3 s after start, then 2 s after ${checkpointEvents.join(" and ")} events sent at concurrency ${String(r.settings.rssConcurrency)}. ` +
         "The memory targets are judged against the single executable (what the image ships) when it was built; the Node rows are for comparison.",
       "",
-      `| variant | command | idle | ${checkpointEvents.map((e) => `after ${e}`).join(" | ")} | change${checkpointEvents.length > 1 ? ` ${checkpointEvents[0]} → ${checkpointEvents[checkpointEvents.length - 1]}` : ""} | peak (VmHWM) |`,
-      `| --- | --- | ---: | ${checkpointEvents.map(() => "---:").join(" | ")} | ---: | ---: |`,
+      `| variant | command | idle | ${checkpointEvents.map((e) => `after ${e}`).join(" | ")} | change${checkpointEvents.length > 1 ? ` ${checkpointEvents[0]} → ${checkpointEvents[checkpointEvents.length - 1]}` : ""} | peak (VmHWM) |${withCpu ? " service CPU per event |" : ""}`,
+      `| --- | --- | ---: | ${checkpointEvents.map(() => "---:").join(" | ")} | ---: | ---: |${withCpu ? " ---: |" : ""}`,
       ...memory.map((v) =>
         `| ${v.variant === "exe" ? "**single executable**" : v.variant ?? v.runtime} | ${v.command ? `\`${v.command}\`` : COMMANDS[v.runtime] ?? v.runtime} | ${fmt(v.idleMiB)} MiB | ${
           checkpointEvents.map((e) => {
             const c = v.checkpoints.find((point) => point.events === e);
             return c ? `${fmt(c.rssMiB)} MiB` : "–";
           }).join(" | ")
-        } | ${v.changeFirstToLastPct === null ? "–" : `${signed(v.changeFirstToLastPct, 1)} %`} | ${fmt(v.peakMiB)} MiB |`
+        } | ${v.changeFirstToLastPct === null ? "–" : `${signed(v.changeFirstToLastPct, 1)} %`} | ${fmt(v.peakMiB)} MiB |${withCpu ? ` ${v.serviceCpuMsPerEvent === undefined ? "–" : `${fmt(v.serviceCpuMsPerEvent, 2)} ms`} |` : ""}`
       ),
       "",
     );

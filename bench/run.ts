@@ -17,7 +17,7 @@
  * or still gated, a wrong reply, a crash. Timing never fails the run (CI has no timing assertions).
  *
  * Options: --quick; --only=cold,throughput,rss,burst,image (subset, for debugging); --concurrency=16,64
- * (other concurrency points); --no-report (do not touch BENCHMARKS.md / latest.svg); --cpu-prof (run ours
+ * (other concurrency points); --rss-checkpoints=1000,3000 (other RSS checkpoints); --no-report (do not touch BENCHMARKS.md / latest.svg); --cpu-prof (run ours
  * with `node --cpu-prof`, profiles in bench/results/profiles/).
  */
 import { execFileSync } from "node:child_process";
@@ -30,7 +30,7 @@ import { undiciFetcher } from "../src/adapter/node.ts";
 import { loadConfig } from "../src/config.ts";
 import { kubeconfigClient } from "../src/kube/kubeconfig.ts";
 import type { ProvisionerOptions } from "../src/provision/provisioner.ts";
-import { Cluster, cpuDelta, cpuSnapshot, findCluster, rssMiB, sleep } from "./lib/cluster.ts";
+import { Cluster, cpuDelta, cpuSeconds, cpuSnapshot, findCluster, rssMiB, sleep } from "./lib/cluster.ts";
 import { type BenchEvent, type LoadResult, makeEvents, runBaseline, runOurs, senderAgent } from "./lib/load.ts";
 import { type Runtime, type RunningService, type ServiceCommand, serviceCommand, serviceEnv, startService } from "./lib/service.ts";
 import { median, round, summarize } from "./lib/stats.ts";
@@ -45,6 +45,7 @@ const { values: flags } = parseArgs({
     "no-report": { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
     concurrency: { type: "string" },
+    "rss-checkpoints": { type: "string" },
   },
   strict: true,
 });
@@ -56,6 +57,7 @@ const settings = quick
   ? { concurrencies: [1, 4], eventsPerPoint: 100, blockEvents: 50, warmupPerPoint: 10, coldRuns: 1, coldWarmups: 0, rssCheckpoints: [100], rssConcurrency: 16, burstEvents: 200, burstSenders: 200, burstRetryWindowMs: 60_000, pointBudgetMs: 30_000, bigBudgetMs: 60_000, namespaceWaitMs: 0 }
   : { concurrencies: [1, 4, 16, 64], eventsPerPoint: 1000, blockEvents: 100, warmupPerPoint: 50, coldRuns: 5, coldWarmups: 1, rssCheckpoints: [1000, 10000], rssConcurrency: 16, burstEvents: 10000, burstSenders: 1024, burstRetryWindowMs: 300_000, pointBudgetMs: 120_000, bigBudgetMs: 300_000, namespaceWaitMs: 180_000 };
 
+if (flags["rss-checkpoints"]) settings.rssCheckpoints = flags["rss-checkpoints"].split(",").map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 if (flags.concurrency) settings.concurrencies = flags.concurrency.split(",").map(Number).filter((c) => c > 0);
 
 const runId = Math.random().toString(36).slice(2, 8);
@@ -141,12 +143,14 @@ results.finishedAt = new Date().toISOString();
 results.durationS = round((performance.now() - t0) / 1000, 1);
 results.machine.loadavgEnd = os.loadavg().map((value) => round(value, 2));
 const stamp = started.toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
-const file = resolve(repo, "bench/results", `${stamp}${quick ? "-quick" : ""}.json`);
+// A run of some phases only (--only, --concurrency, --rss-checkpoints) is "-partial": never taken for the newest full run.
+const partial = phases.size < 5 || Boolean(flags.concurrency) || Boolean(flags["rss-checkpoints"]);
+const file = resolve(repo, "bench/results", `${stamp}${quick ? "-quick" : partial ? "-partial" : ""}.json`);
 mkdirSync(dirname(file), { recursive: true });
 writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
 log(`wrote ${relative(repo, file)}`);
 // Only a complete full run regenerates BENCHMARKS.md and latest.svg; quick runs (CI) leave them alone.
-if (!quick && !flags["no-report"] && !interrupted && phases.size === 5 && !flags.concurrency) {
+if (!quick && !flags["no-report"] && !interrupted && phases.size === 5 && !flags.concurrency && !flags["rss-checkpoints"]) {
   for (const written of writeReport(repo)) log(`wrote ${relative(repo, written)}`);
 }
 printSummary(results);
@@ -530,6 +534,7 @@ async function rssOf(name: string, command: ServiceCommand): Promise<RssResult> 
     try {
       await sleep(3000);
       const idle = rssMiB(service.pid);
+      const cpuAtIdle = cpuSeconds(service.pid);
       samples.push({ events: 0, rssMiB: round(idle.rss, 1) });
       log(`  idle: ${idle.rss.toFixed(1)} MiB`);
       const checkpoints: { events: number; rssMiB: number }[] = [];
@@ -553,6 +558,8 @@ async function rssOf(name: string, command: ServiceCommand): Promise<RssResult> 
         samples.push({ events: checkpoint, rssMiB: round(memory.rss, 1) });
         log(`  after ${checkpoint} events: ${memory.rss.toFixed(1)} MiB (peak so far ${memory.hwm.toFixed(1)} MiB)`);
       }
+      // The service's own CPU over all the events (the 2 s pauses after each checkpoint included: idle, ~0).
+      const cpuMsPerEvent = round(((cpuSeconds(service.pid) - cpuAtIdle) * 1000) / Math.max(1, total), 3);
       restarted(pids, `RSS phase (${name})`);
       const peak = rssMiB(service.pid).hwm;
       const first = checkpoints[0];
@@ -565,6 +572,7 @@ async function rssOf(name: string, command: ServiceCommand): Promise<RssResult> 
         checkpoints,
         peakMiB: round(peak, 1),
         changeFirstToLastPct: first && last && checkpoints.length > 1 ? round(((last.rssMiB - first.rssMiB) / first.rssMiB) * 100, 1) : null,
+        serviceCpuMsPerEvent: cpuMsPerEvent,
         samples,
       };
     } finally {
@@ -744,7 +752,7 @@ function printSummary(r: Results) {
     lines.push(`c=${String(point.concurrency).padStart(2)}  baseline ${point.baseline.perSecond}/s p50 ${point.baseline.latencyMs.p50} p99 ${point.baseline.latencyMs.p99} ms | ours ${point.ours.perSecond}/s p50 ${point.ours.latencyMs.p50} p99 ${point.ours.latencyMs.p99} ms | ratio ${point.ratio}, added p50 ${point.addedP50Ms} ms, p99 ${point.addedP99Ms} ms`);
   }
   for (const cold of r.coldStart.summary) lines.push(`cold start ${cold.runtime}: first answer ${cold.execToFirstAnswerMs.median} ms (median of ${cold.runs}), RSS ${cold.rssAfterFirstEventMiB} MiB`);
-  for (const rss of r.rssVariants ?? (r.rss ? [r.rss] : [])) lines.push(`RSS ${rss.variant ?? rss.runtime}: idle ${rss.idleMiB} MiB, ${rss.checkpoints.map((c) => `after ${c.events}: ${c.rssMiB} MiB`).join(", ")}`);
+  for (const rss of r.rssVariants ?? (r.rss ? [r.rss] : [])) lines.push(`RSS ${rss.variant ?? rss.runtime}: idle ${rss.idleMiB} MiB, ${rss.checkpoints.map((c) => `after ${c.events}: ${c.rssMiB} MiB`).join(", ")}${rss.serviceCpuMsPerEvent === undefined ? "" : `; service CPU ${rss.serviceCpuMsPerEvent} ms/event`}`);
   for (const skipped of r.rssSkipped ?? []) lines.push(`RSS ${skipped.variant}: skipped (${skipped.reason})`);
   if (r.burst) lines.push(`burst ${r.burst.events}: ${r.burst.drainMs} ms, pods ${r.burst.podsCreated}, duplicates ${r.burst.duplicates}, lost ${r.burst.lost}`);
   if (r.image && "binaryMiB" in r.image) lines.push(`image: ${r.image.uncompressedMiB} MiB uncompressed${r.image.gzipMiB ? `, ~${r.image.gzipMiB} MiB gzip` : ""}`);

@@ -84,6 +84,8 @@ export interface RssResult {
   peakMiB: number;
   /** Change from the first to the last checkpoint (1,000 → 10,000 events in a full run). */
   changeFirstToLastPct: number | null;
+  /** The service process's CPU per event over the whole phase (absent in older results). */
+  serviceCpuMsPerEvent?: number;
   samples: { events: number; rssMiB: number }[];
 }
 
