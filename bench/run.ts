@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import { undiciFetcher } from "../src/adapter/node.ts";
 import { loadConfig } from "../src/config.ts";
 import { kubeconfigClient } from "../src/kube/kubeconfig.ts";
+import { provisionerOptions } from "../src/service.ts";
 import type { ProvisionerOptions } from "../src/provision/provisioner.ts";
 import { Cluster, cpuDelta, cpuSeconds, cpuSnapshot, findCluster, rssMiB, sleep } from "./lib/cluster.ts";
 import { type BenchEvent, type LoadResult, makeEvents, runBaseline, runOurs, senderAgent } from "./lib/load.ts";
@@ -197,19 +198,9 @@ async function baselineProvisioner(namespace: string): Promise<ProvisionerOption
   if (!("config" in loaded)) throw new Error("unexpected --help");
   const config = loaded.config;
   const kube = await kubeconfigClient(clusterInfo.kubeconfig, undiciFetcher, { timeoutMs: config["kube-timeout-ms"] });
-  return {
-    kube,
-    routingInitContainer: config["routing-init-container"],
-    pod: {
-      namespace: config["client-namespace"],
-      image: config["client-image"],
-      command: config["client-command"],
-      gatewayLabelKey: config["gateway-label"],
-      gatewayAnnotationKey: config["gateway-annotation"],
-      activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
-    },
-    // The service adds `admit` (per-gateway capacity) only when --max-clients-per-gateway > 0; the default is 0.
-  };
+  // Exactly the service's pod settings. The service adds `admit` (per-gateway capacity) only when
+  // --max-clients-per-gateway > 0; the default is 0.
+  return provisionerOptions(config, kube);
 }
 
 /** Every sent event has exactly one routed, released pod in the namespace, and there is no other pod. */

@@ -1,14 +1,8 @@
 /** The shape of bench/results/<date>.json (schema 1), written by bench/run.ts and read by bench/report.ts. */
+import type { Summary } from "./lib/stats.ts";
 
-export interface LatencySummary {
-  n: number;
-  min: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
+/** min, percentiles, max and mean of a set of latencies, in ms. */
+export type LatencySummary = Summary;
 
 /** One side (baseline or ours) of one concurrency point. */
 export interface Side {

@@ -11,6 +11,7 @@ import type { HttpRestClient } from "./kube/http-client.ts";
 import type { FetcherFactory, RestClient } from "./kube/rest-client.ts";
 import { jsonLogger, type Logger } from "./observability/log.ts";
 import { Metrics } from "./observability/metrics.ts";
+import type { ProvisionerOptions } from "./provision/provisioner.ts";
 
 /** A ready-to-serve service: the app, and how it reaches Kubernetes. */
 export interface Service {
@@ -56,19 +57,7 @@ export async function createService(
   });
 
   const app = createApp({
-    provisioner: {
-      kube,
-      routingInitContainer: config["routing-init-container"],
-      admit: lifecycle.admit,
-      pod: {
-        namespace: config["client-namespace"],
-        image: config["client-image"],
-        command: config["client-command"],
-        gatewayLabelKey: config["gateway-label"],
-        gatewayAnnotationKey: config["gateway-annotation"],
-        activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
-      },
-    },
+    provisioner: { ...provisionerOptions(config, kube), admit: lifecycle.admit },
     stamp,
     sink,
     lifecycle,
@@ -90,6 +79,22 @@ export async function createService(
     kube,
     describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})`,
     background: tracker && ((signal) => tracker.run(signal)),
+  };
+}
+
+/** How client pods are made, from the configuration; the benchmark's baseline uses the very same. */
+export function provisionerOptions(config: Config, kube: RestClient): ProvisionerOptions {
+  return {
+    kube,
+    routingInitContainer: config["routing-init-container"],
+    pod: {
+      namespace: config["client-namespace"],
+      image: config["client-image"],
+      command: config["client-command"],
+      gatewayLabelKey: config["gateway-label"],
+      gatewayAnnotationKey: config["gateway-annotation"],
+      activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
+    },
   };
 }
 
