@@ -43,6 +43,9 @@ export async function createService(
 
   const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
   const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
+  if (config["client-lifecycle-events"] && !sink) {
+    throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
+  }
   const lifecycle = createLifecycle({
     kube,
     namespace: config["client-namespace"],
