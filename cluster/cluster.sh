@@ -329,9 +329,10 @@ pid_of() { # prints pid if the component's recorded process is alive and is our 
 	pid=$(cat "$f")
 	[ -n "$pid" ] && alive "$pid" || return 1
 	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
-	# our binary, possibly from an older build (a rebuild takes effect after down/up or stop/start)
+	# our binary, possibly from an older build or another PGW_CACHE_DIR (a rebuild takes effect after
+	# down/up or stop/start): the pid file is this cluster's own record, the name guards against pid reuse
 	case $exe in
-	"$BIN_ROOT"/*/"$(basename "$(bin_of "$c")")") echo "$pid" ;;
+	*/"$(basename "$(bin_of "$c")")") echo "$pid" ;;
 	*) return 1 ;;
 	esac
 }
@@ -450,8 +451,8 @@ stray_pids() {
 		[ "$p" = $$ ] && continue
 		exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
 		case $exe in
-		"$BIN_ROOT"/*/etcd | "$BIN_ROOT"/*/kube-apiserver | "$BIN_ROOT"/*/kube-controller-manager | \
-			"$BIN_ROOT"/*/kube-scheduler | "$BIN_ROOT"/*/kwok | "$BIN_ROOT"/*/gateway-webhook) ;;
+		# any build (another PGW_CACHE_DIR too); the state dir in its command line makes it this cluster's
+		*/etcd | */kube-apiserver | */kube-controller-manager | */kube-scheduler | */kwok | */gateway-webhook) ;;
 		*) continue ;;
 		esac
 		cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
