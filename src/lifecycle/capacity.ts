@@ -18,6 +18,7 @@ import { createHash } from "node:crypto";
 import type { Lease } from "kubernetes-types/coordination/v1";
 import type { Pod } from "kubernetes-types/core/v1";
 import { KubeApiError } from "../kube/errors.ts";
+import { getPod } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
 
@@ -142,7 +143,7 @@ async function holderIsGone(kube: RestClient, namespace: string, lease: Lease, s
   if (!name || !uid) return true;
   let pod: Pod;
   try {
-    pod = await kube.performRequest<Pod>({ method: "GET", path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`, signal });
+    pod = await getPod(kube, namespace, name, signal);
   } catch (error) {
     if (error instanceof KubeApiError && error.code === 404) return true;
     throw error;

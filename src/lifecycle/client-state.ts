@@ -145,9 +145,3 @@ export function clientStatus(pod: Pod, rules: StateRules, now: number, gateway: 
     ready_at: readySince(pod),
   };
 }
-
-/** The gateway a client pod was created for, from the label or annotation the webhook matches. */
-export function gatewayOf(pod: Pod, keys: { gatewayLabelKey: string; gatewayAnnotationKey: string }): string | undefined {
-  return (keys.gatewayLabelKey && pod.metadata?.labels?.[keys.gatewayLabelKey]) ||
-    (keys.gatewayAnnotationKey && pod.metadata?.annotations?.[keys.gatewayAnnotationKey]) || undefined;
-}

@@ -4,16 +4,14 @@
  */
 import type { Pod } from "kubernetes-types/core/v1";
 import { KubeApiError, KubeTransportError } from "../kube/errors.ts";
-import { getPod, patchPod } from "../kube/pods.ts";
+import { getPod, patchPod, podsPath } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { ANNOTATION_EMITTED, LIFECYCLE_FINALIZER, recordValue, type Transition } from "./client-state.ts";
-
-const podPath = (namespace: string, name: string) => `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`;
 
 function strategicPatch(kube: RestClient, namespace: string, name: string, patch: unknown): Promise<Pod> {
   return kube.performRequest<Pod>({
     method: "PATCH",
-    path: podPath(namespace, name),
+    path: podsPath(namespace, name),
     body: patch,
     contentType: "application/strategic-merge-patch+json",
   });

@@ -3,14 +3,14 @@
  * deleted), read from the API server so every replica answers alike. Only pods this service created show.
  */
 import { Hono } from "hono";
-import type { Pod, PodList } from "kubernetes-types/core/v1";
+import type { Pod } from "kubernetes-types/core/v1";
 import * as v from "valibot";
 import { LabelValue } from "../events/schema.ts";
 import { isTransient, KubeApiError } from "../kube/errors.ts";
-import { getPod } from "../kube/pods.ts";
+import { getPod, listPods } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
-import { LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
-import { type ClientStatus, clientStatus, gatewayOf, type StateRules } from "./client-state.ts";
+import { gatewayOf, LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
+import { type ClientStatus, clientStatus, type StateRules } from "./client-state.ts";
 
 export interface StatusOptions extends StateRules {
   kube: RestClient;
@@ -36,11 +36,7 @@ export function clientRoutes(options: StatusOptions): Hono {
     }
     let selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
     if (gateway !== undefined && options.gatewayLabelKey) selector += `,${options.gatewayLabelKey}=${gateway}`;
-    const list = await kube.performRequest<PodList>({
-      method: "GET",
-      path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
-      query: { labelSelector: selector },
-    });
+    const list = await listPods(kube, namespace, selector);
     const clients = list.items.map(statusOf).filter((client) => gateway === undefined || client.gateway_name === gateway);
     return c.json({ gateway, clients });
   });

@@ -14,12 +14,12 @@ import { KubeApiError } from "../kube/errors.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
+import { gatewayOf } from "../provision/client-pod.ts";
 import {
   type ClientStatus,
   clientStatus,
   dueTransitions,
   failureOf,
-  gatewayOf,
   isAdmitted,
   LIFECYCLE_FINALIZER,
   recordedTransitions,

@@ -2,8 +2,9 @@
  * One list-then-watch of pods matching a label selector, kept alive: it resumes from the last resourceVersion
  * it saw (bookmarks included) when the stream ends or breaks, and lists again when the server says 410 Gone.
  */
-import type { Pod, PodList } from "kubernetes-types/core/v1";
+import type { Pod } from "kubernetes-types/core/v1";
 import { KubeApiError, type KubeStatus } from "../kube/errors.ts";
+import { listPods, podsPath } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
 
@@ -38,7 +39,7 @@ export interface PodWatchOptions {
  */
 export async function watchPods(options: PodWatchOptions, handlers: PodWatchHandlers, signal: AbortSignal): Promise<void> {
   const { kube, namespace, labelSelector, log } = options;
-  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`;
+  const path = podsPath(namespace);
   const watchSeconds = options.watchSeconds ?? 300;
   const minBackoffMs = options.minBackoffMs ?? 250;
   const maxBackoffMs = options.maxBackoffMs ?? 10_000;
@@ -48,7 +49,7 @@ export async function watchPods(options: PodWatchOptions, handlers: PodWatchHand
   while (!signal.aborted) {
     try {
       if (resourceVersion === undefined) {
-        const list = await kube.performRequest<PodList>({ method: "GET", path, query: { labelSelector }, signal });
+        const list = await listPods(kube, namespace, labelSelector, signal);
         await handlers.onList(list.items);
         resourceVersion = list.metadata?.resourceVersion ?? "";
       }

@@ -9,6 +9,7 @@ import {
   type ClientPodSettings,
   type ClientRequest,
   clientPod,
+  gatewayOf,
   ROUTING_GATE,
 } from "./client-pod.ts";
 
@@ -63,7 +64,7 @@ export async function provisionClient(options: ProvisionerOptions, request: Clie
   if (annotations[ANNOTATION_REQUEST_SOURCE] !== request.source || annotations[ANNOTATION_REQUEST_ID] !== request.id) {
     return failed("NameConflict", `pod ${namespace}/${name} exists but was created for another request`);
   }
-  const recordedGateway = gatewayOf(options.pod, pod);
+  const recordedGateway = gatewayOf(pod, options.pod);
   if (recordedGateway !== request.gatewayName) {
     // The same event id sent again with another gateway: the pod answers for the first one only.
     return failed("NameConflict", `pod ${namespace}/${name} was created for this event with gateway ${recordedGateway}, not ${request.gatewayName}`);
@@ -96,13 +97,6 @@ export async function provisionClient(options: ProvisionerOptions, request: Clie
 /** Whether the pod-gateway webhook mutated this pod: it adds its init container to every pod it routes. */
 export function isRouted(pod: Pod, routingInitContainer: string): boolean {
   return pod.spec?.initContainers?.some((container) => container.name === routingInitContainer) ?? false;
-}
-
-/** The gateway a client pod was created for, as the webhook reads it: label first, else annotation. */
-function gatewayOf(settings: ClientPodSettings, pod: Pod): string | undefined {
-  return settings.gatewayLabelKey
-    ? pod.metadata?.labels?.[settings.gatewayLabelKey]
-    : pod.metadata?.annotations?.[settings.gatewayAnnotationKey];
 }
 
 function gatewaySelector(settings: ClientPodSettings, gateway: string): string {

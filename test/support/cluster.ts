@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { Pod } from "kubernetes-types/core/v1";
 import { KubeApiError } from "../../src/kube/errors.ts";
 import type { HttpRestClient } from "../../src/kube/http-client.ts";
+import { getPod, listPods as listPodsIn } from "../../src/kube/pods.ts";
 import { kubeconfigClient } from "../../src/kube/kubeconfig.ts";
 import { fetcherFactory } from "./runtime.ts";
 
@@ -61,7 +62,7 @@ export async function routedNamespace(prefix: string, routed = true): Promise<{ 
 export async function getPodOrNull(namespace: string, name: string): Promise<Pod | null> {
   const kube = await adminClient();
   try {
-    return await kube.performRequest<Pod>({ method: "GET", path: `/api/v1/namespaces/${namespace}/pods/${name}` });
+    return await getPod(kube, namespace, name);
   } catch (error) {
     if (error instanceof KubeApiError && error.code === 404) return null;
     throw error;
@@ -70,12 +71,7 @@ export async function getPodOrNull(namespace: string, name: string): Promise<Pod
 
 export async function listPods(namespace: string, labelSelector?: string): Promise<Pod[]> {
   const kube = await adminClient();
-  const list = await kube.performRequest<{ items: Pod[] }>({
-    method: "GET",
-    path: `/api/v1/namespaces/${namespace}/pods`,
-    query: { labelSelector },
-  });
-  return list.items;
+  return (await listPodsIn(kube, namespace, labelSelector)).items;
 }
 
 /** Polls until `check` is true; fails with `what` after `timeoutMs`. */
