@@ -40,16 +40,22 @@ export async function createService(
   log: Logger = jsonLogger,
   clientPodTemplate?: string,
 ): Promise<Service> {
+  // What the template says is checked first: a wrong template is wrong whatever the cluster.
+  const template = clientPodTemplate === undefined ? undefined : loadPodTemplate(config["client-pod-template"], clientPodTemplate, {
+    gatewayLabelKey: config["gateway-label"],
+    gatewayAnnotationKey: config["gateway-annotation"],
+    activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
+  });
   const timeoutMs = config["kube-timeout-ms"];
   const useInCluster = !config.kubeconfig && isInCluster(env);
   const path = kubeconfigPath(undefined, { KUBECONFIG: config.kubeconfig });
   const kube = useInCluster ? await inClusterClient(fetcherFor, { timeoutMs, env }) : await kubeconfigClient(path, fetcherFor, { timeoutMs });
 
   const provisioner = provisionerOptions(config, kube);
-  if (clientPodTemplate !== undefined) {
-    provisioner.pod.template = loadPodTemplate(config["client-pod-template"], clientPodTemplate, provisioner.pod);
+  if (template) {
+    provisioner.pod.template = template;
     // With --gateways, the first one's webhook mutates the imagined pod too: a clash with it shows here.
-    await checkOnServer(kube, provisioner.pod, config.gateways[0] ?? "podgateway-template-check");
+    await checkOnServer(kube, provisioner.pod, config.gateways[0] ?? "podgateway-template-check", config["client-pod-template"]);
     log({ msg: "client pod template accepted by the API server (dry run)", file: config["client-pod-template"] });
   }
 

@@ -7,7 +7,7 @@ import type { ObjectMeta } from "kubernetes-types/meta/v1";
 import type { Pod, PodSpec } from "kubernetes-types/core/v1";
 import * as v from "valibot";
 import { parse } from "yaml";
-import { KubeApiError } from "../kube/errors.ts";
+import { isTransient, KubeApiError } from "../kube/errors.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { podsPath } from "../kube/pods.ts";
 import { type ClientPodSettings, clientPod, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_NAME, type PodTemplate } from "./client-pod.ts";
@@ -84,7 +84,7 @@ export function ownedFieldProblems(template: PodTemplate, settings: Omit<ClientP
  * validation; admission webhooks run as well): what it would refuse for every event is refused at start-up.
  * @throws Error with the API server's reason; a transient failure (5xx, 429, unreachable) is its `cause`.
  */
-export async function checkOnServer(kube: RestClient, settings: ClientPodSettings, gatewayName: string): Promise<Pod> {
+export async function checkOnServer(kube: RestClient, settings: ClientPodSettings, gatewayName: string, file = "template"): Promise<Pod> {
   const pod = clientPod(settings, { source: "podgateway-provisioner/start-up", id: crypto.randomUUID(), gatewayName });
   try {
     return await kube.performRequest<Pod>({
@@ -96,7 +96,8 @@ export async function checkOnServer(kube: RestClient, settings: ClientPodSetting
   } catch (error) {
     const causes = error instanceof KubeApiError ? (error.status.details?.causes ?? []).map((cause) => cause.message).filter(Boolean) : [];
     const detail = causes.length > 0 && !causes.every((cause) => (error as Error).message.includes(cause!)) ? ` (${causes.join("; ")})` : "";
-    throw new Error(`the API server would refuse client pods made from it: ${(error as Error).message}${detail}`, { cause: error });
+    const what = isTransient(error) ? "could not be checked with the API server (dry run), retry" : "the API server would refuse client pods made from it";
+    throw new Error(`${flag(file)}: ${what}: ${(error as Error).message}${detail}`, { cause: error });
   }
 }
 
@@ -105,7 +106,7 @@ export async function checkOnServer(kube: RestClient, settings: ClientPodSetting
  * @throws Error naming the flag, the file and every problem found.
  */
 export function loadPodTemplate(file: string, text: string, settings: Omit<ClientPodSettings, "namespace">): PodTemplate {
-  const where = `--client-pod-template (CLIENT_POD_TEMPLATE) ${file}`;
+  const where = flag(file);
   let template: PodTemplate;
   try {
     template = parsePodTemplate(text);
@@ -116,3 +117,5 @@ export function loadPodTemplate(file: string, text: string, settings: Omit<Clien
   if (problems.length > 0) throw new Error(`${where}: ${problems.join("; ")}`);
   return template;
 }
+
+const flag = (file: string) => `--client-pod-template (CLIENT_POD_TEMPLATE) ${file}`;
