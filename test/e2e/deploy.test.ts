@@ -21,6 +21,8 @@ import { adminClient, routedBy } from "../support/cluster.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const deployDir = join(repo, "deploy");
+/** The local cluster's overlay of deploy/ (kustomize refuses an overlay inside its base). */
+const localOverlay = join(repo, "cluster/deploy");
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -98,7 +100,7 @@ describe("deploy/ files (static)", () => {
     assert.equal(spec.serviceAccountName, find("rbac.yaml", "ServiceAccount").metadata.name);
     assert.equal(spec.containers.length, 1);
     const c = spec.containers[0];
-    assert.equal(c.image, "podgateway-provisioner", "an overlay sets the image (deploy/local: the local registry)");
+    assert.equal(c.image, "podgateway-provisioner", "an overlay sets the image (cluster/deploy: the local registry)");
     assert.deepEqual(c.ports, [{ name: "http1", containerPort: 8080 }]);
     assert.equal(c.readinessProbe.httpGet.path, "/readyz");
     assert.equal(c.livenessProbe.httpGet.path, "/healthz");
@@ -132,8 +134,8 @@ describe("deploy/ files (static)", () => {
     const kustomization = parse(readFileSync(join(deployDir, "kustomization.yaml"), "utf8")) as Obj;
     assert.deepEqual(kustomization.resources, MANIFESTS);
     assert.deepEqual(kustomization.configMapGenerator.map((g: Obj) => [g.name, g.namespace, g.files]), [[TEMPLATE_CONFIGMAP, SERVICE_NS, [TEMPLATE]]]);
-    const local = parse(readFileSync(join(deployDir, "local/kustomization.yaml"), "utf8")) as Obj;
-    assert.deepEqual(local.resources, [".."]);
+    const local = parse(readFileSync(join(localOverlay, "kustomization.yaml"), "utf8")) as Obj;
+    assert.deepEqual(local.resources, ["../../deploy"]);
     assert.deepEqual(local.images, [{ name: "podgateway-provisioner", newName: "127.0.0.1:5001/podgateway-provisioner", newTag: "latest" }]);
   });
 
@@ -279,15 +281,15 @@ describe("deploy/ on the local cluster (server-side dry-run)", () => {
     const ksvc = rendered.find((o) => o.kind === "Service" && o.metadata.name === "podgateway-provisioner")!;
     assert.ok(ksvc.spec.template.spec.volumes.some((v: Obj) => v.configMap?.name === configMap.metadata.name), "the volume follows the generated name");
 
-    const local = kubectl("kustomize", join(deployDir, "local"));
+    const local = kubectl("kustomize", localOverlay);
     assert.equal(local.status, 0, local.stderr);
     const localKsvc = parseAllDocuments(local.stdout).map((doc) => doc.toJS() as Obj).find((o) => o.kind === "Service" && o.metadata.name === "podgateway-provisioner")!;
     assert.equal(localKsvc.spec.template.spec.containers[0].image, "127.0.0.1:5001/podgateway-provisioner:latest");
   });
 
-  for (const dir of [".", "local"]) {
-    test(`kubectl apply -k deploy/${dir === "." ? "" : dir} --dry-run=server passes (strict field validation)`, () => {
-      const result = kubectl("apply", "-k", join(deployDir, dir), "--dry-run=server", "--validate=strict");
+  for (const dir of [deployDir, localOverlay]) {
+    test(`kubectl apply -k ${dir.slice(repo.length + 1)}/ --dry-run=server passes (strict field validation)`, () => {
+      const result = kubectl("apply", "-k", dir, "--dry-run=server", "--validate=strict");
       assert.equal(result.status, 0, `rejected:\n${result.stderr}${result.stdout}`);
       const lines = result.stdout.trim().split("\n");
       assert.equal(lines.length, MANIFESTS.flatMap(objects).length + 1, result.stdout);
