@@ -47,7 +47,7 @@ const Command = v.pipe(
 const ConfigSchema = v.pipe(
   v.object({
     "client-namespace": v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name"), v.maxLength(63)),
-    // Empty: not set, so a template's image and command stay (see src/provision/pod-template.ts).
+    // Empty: not set, so the template's image and command stay (ClientPodSettings in src/provision/client-pod.ts).
     "client-image": v.string(),
     "client-command": v.union([v.pipe(v.literal(""), v.transform(() => undefined)), Command], "must be words or a JSON array of strings"),
     "client-pod-template": v.string(),
