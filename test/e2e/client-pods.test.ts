@@ -164,6 +164,8 @@ describe("client pods as operators shape them", () => {
     ["sets the gateway label", pod({ containers }, { labels: { setGateway: "bar" } }), /metadata\.labels\["setGateway"\] is set by the provisioner/],
     ["has a field the API does not know", pod({ containers: [{ ...containers[0], notAField: true }] }), /API server would refuse[^\n]*unknown field "spec\.containers\[0\]\.notAField"/],
     ["has an invalid value", pod({ containers: [{ name: "Not_A_Name", image: "busybox" }] }), /API server would refuse[^\n]*spec\.containers\[0\]\.name/],
+    // Fail-closed still: a pod bound to a node would skip the scheduler, and with it the routing gate.
+    ["sets nodeName", pod({ containers, nodeName: "kwok-node-0" }), /API server would refuse[^\n]*spec\.nodeName: Forbidden/],
     ["is a Deployment", { apiVersion: "apps/v1", kind: "Deployment", spec: {} }, /kind must be Pod or PodTemplate/],
     ["is not YAML", "{", /not one YAML or JSON document/],
   ] as const) {
