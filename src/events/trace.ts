@@ -40,20 +40,28 @@ export function traceOf(event: CloudEventV1<unknown>, headers: Headers): TraceCo
 /** The event with the trace context's extensions; the same event when there is none. */
 export function withTrace<T>(event: CloudEventV1<T>, trace: TraceContext | undefined): CloudEventV1<T> {
   if (!trace) return event;
-  const extensions = { traceparent: trace.traceparent, ...(trace.tracestate ? { tracestate: trace.tracestate } : {}) };
+  const extensions = entries(trace, "traceparent", "tracestate");
   return event instanceof CloudEvent ? event.cloneWith(extensions, false) : { ...event, ...extensions };
+}
+
+/** W3C headers for an HTTP request carrying the event (to K_SINK), so the receiver's own tracing continues the trace. */
+export function traceHeaders(event: CloudEventV1<unknown>): Record<string, string> {
+  return entries(traceContext(event.traceparent, event.tracestate), "traceparent", "tracestate");
 }
 
 /** The annotations that record a request's trace context on its client pod. */
 export function traceAnnotations(trace: TraceContext | undefined): Record<string, string> {
-  if (!trace) return {};
-  return trace.tracestate
-    ? { [ANNOTATION_TRACEPARENT]: trace.traceparent, [ANNOTATION_TRACESTATE]: trace.tracestate }
-    : { [ANNOTATION_TRACEPARENT]: trace.traceparent };
+  return entries(trace, ANNOTATION_TRACEPARENT, ANNOTATION_TRACESTATE);
 }
 
 /** The trace context recorded on a client pod. */
 export function traceOfPod(pod: Pod): TraceContext | undefined {
   const annotations = pod.metadata?.annotations;
   return annotations && traceContext(annotations[ANNOTATION_TRACEPARENT], annotations[ANNOTATION_TRACESTATE]);
+}
+
+/** The context as two named entries (extensions, headers, annotations); no `tracestate` entry when it has none. */
+function entries(trace: TraceContext | undefined, parentName: string, stateName: string): Record<string, string> {
+  if (!trace) return {};
+  return trace.tracestate ? { [parentName]: trace.traceparent, [stateName]: trace.tracestate } : { [parentName]: trace.traceparent };
 }

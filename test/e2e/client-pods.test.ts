@@ -212,6 +212,9 @@ describe("client pods as operators shape them", () => {
       await waitFor("the ready event", async () => Boolean(lifecycle("ready")));
       assert.equal(lifecycle("ready")?.traceparent, PARENT);
       assert.equal(lifecycle("ready")?.tracestate, "vendor=abc");
+      // And as W3C headers of the delivery, for the tracing of whatever receives it (Knative's broker ingress).
+      const delivery = sink.headers[sink.events.indexOf(lifecycle("ready")!)];
+      assert.deepEqual([delivery?.traceparent, delivery?.tracestate], [PARENT, "vendor=abc"]);
       const kube = await adminClient();
       await kube.performRequest({ method: "DELETE", path: `/api/v1/namespaces/${namespace.name}/pods/${name}`, body: { gracePeriodSeconds: 0 } });
       await waitFor("the deleted event", async () => Boolean(lifecycle("deleted")));

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
-import { traceContext, traceOf, traceOfPod, withTrace } from "../../src/events/trace.ts";
+import { traceAnnotations, traceContext, traceHeaders, traceOf, traceOfPod, withTrace } from "../../src/events/trace.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
 import { testApp } from "../support/app.ts";
 
@@ -39,6 +39,9 @@ test("withTrace adds the extensions to a result; no context leaves the event as 
   assert.equal(traced.id, "1");
   assert.equal(traceOfPod({ metadata: { annotations: { "podgateway.io/traceparent": PARENT } } })?.traceparent, PARENT);
   assert.equal(traceOfPod({ metadata: {} }), undefined);
+  assert.deepEqual(traceHeaders(withTrace(event, { traceparent: PARENT, tracestate: "a=b" })), { traceparent: PARENT, tracestate: "a=b" });
+  assert.deepEqual(traceHeaders(event), {});
+  assert.deepEqual(traceAnnotations({ traceparent: PARENT }), { "podgateway.io/traceparent": PARENT });
 });
 
 test("a failed answer carries the request's trace context (HTTP header), and the log line has it", async () => {
