@@ -34,13 +34,13 @@ export function parsePodTemplate(text: string): PodTemplate {
   try {
     document = parse(text);
   } catch (error) {
-    throw new Error(`is not one YAML or JSON document: ${(error as Error).message.split("\n")[0]}`);
+    throw new Error(`not one YAML or JSON document: ${(error as Error).message.split("\n")[0]}`);
   }
   const parsed = v.safeParse(Manifest, document);
   if (!parsed.success) {
     const issue = parsed.issues[0];
     const path = v.getDotPath(issue);
-    throw new Error(path ? `${path}: ${issue.message}` : issue.message);
+    throw new Error(path && !issue.message.startsWith(path) ? `${path}: ${issue.message}` : issue.message);
   }
   const manifest = parsed.output;
   const { metadata, spec } = manifest.kind === "Pod" ? manifest : manifest.template;
@@ -111,7 +111,7 @@ export function loadPodTemplate(file: string, text: string, settings: Omit<Clien
   try {
     template = parsePodTemplate(text);
   } catch (error) {
-    throw new Error(`${where} ${(error as Error).message}`);
+    throw new Error(`${where}: ${(error as Error).message}`);
   }
   const problems = ownedFieldProblems(template, settings);
   if (problems.length > 0) throw new Error(`${where}: ${problems.join("; ")}`);
