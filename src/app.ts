@@ -6,6 +6,7 @@ import { type UnreadableRequest, receiveEvent } from "./events/receive.ts";
 import { doneEvent, failedEvent, replyWith, type ResultStamp } from "./events/results.ts";
 import { describeIssues, PendingData } from "./events/schema.ts";
 import type { EventSink } from "./events/sink.ts";
+import { type TraceContext, traceOf, withTrace } from "./events/trace.ts";
 import { EventTypes } from "./events/types.ts";
 import { isTransient, KubeApiError } from "./kube/errors.ts";
 import type { Lifecycle } from "./lifecycle/lifecycle.ts";
@@ -101,9 +102,10 @@ export function createApp(options: AppOptions): Hono {
       return Response.json({ error: unreadable.message }, { status: unreadable.status });
     }
 
+    const trace = traceOf(event, request.headers);
     const finish = (outcome: Outcome, fields: LogFields = {}) => {
       metrics.countEvent(KNOWN_TYPES.has(event.type) ? event.type : "other", outcome);
-      log({ msg: "event", id: event.id, source: event.source, type: event.type, outcome, ms: Math.round(performance.now() - started), ...fields });
+      log({ msg: "event", id: event.id, source: event.source, type: event.type, outcome, ms: Math.round(performance.now() - started), traceparent: trace?.traceparent, ...fields });
     };
 
     const decide = event.type === EventTypes.pending
@@ -116,13 +118,14 @@ export function createApp(options: AppOptions): Hono {
 
     let decision: Decision;
     try {
-      decision = await decide(event);
+      decision = await decide(event, trace);
     } catch (error) {
       if (!isTransient(error)) throw error;
       finish("retry", { error: (error as Error).message });
       return retryLater(`Kubernetes is unavailable: ${(error as Error).message}`, error);
     }
-    const { reply, fields } = decision;
+    const { fields } = decision;
+    const reply = withTrace(decision.reply, trace);
 
     try {
       // A sender that says `Prefer: reply` (a Knative broker) publishes our HTTP reply itself; a copy to
@@ -140,14 +143,14 @@ export function createApp(options: AppOptions): Hono {
   }
 
   /** `io.podgateway.client.pending`: the routed client pod, or why there will be none. */
-  async function pending(event: CloudEventV1<unknown>): Promise<Decision> {
+  async function pending(event: CloudEventV1<unknown>, trace?: TraceContext): Promise<Decision> {
     const started = performance.now();
     const data = v.safeParse(PendingData, decodeData(event.data));
     if (!data.success) {
       return { reply: failedEvent(options.stamp, event, { reason: "InvalidEventData", message: describeIssues(data.issues) }), fields: {} };
     }
     const gateway = data.output.gateway_name;
-    const result = await provisionClient(options.provisioner, { source: event.source, id: event.id, gatewayName: gateway });
+    const result = await provisionClient(options.provisioner, { source: event.source, id: event.id, gatewayName: gateway, trace });
     metrics.observeProvisioning((performance.now() - started) / 1000);
     const reply = result.ok
       ? doneEvent(options.stamp, event, {

@@ -1,11 +1,14 @@
 import { parseArgs } from "node:util";
 import * as v from "valibot";
+import { LabelValue } from "./events/schema.ts";
 
 /** Every option: its flag, its environment variable, its default and what it means (the `--help` text). */
 const OPTIONS = {
   "client-namespace": { env: "CLIENT_NAMESPACE", default: "default", help: "namespace of client pods (must carry the routed-gateway label)" },
-  "client-image": { env: "CLIENT_IMAGE", default: "alpine/curl", help: "image of the client container" },
-  "client-command": { env: "CLIENT_COMMAND", default: "sleep infinity", help: 'command of the client container: words split on spaces, or a JSON array' },
+  "client-image": { env: "CLIENT_IMAGE", default: "", help: "image of the client container (the first one); default: alpine/curl, or the template's" },
+  "client-command": { env: "CLIENT_COMMAND", default: "", help: "command of the client container: words split on spaces, or a JSON array; default: sleep infinity, or the template's" },
+  "client-pod-template": { env: "CLIENT_POD_TEMPLATE", default: "", help: "file with a Pod or PodTemplate (YAML or JSON) for client pods; default: a locked-down pod" },
+  "gateways": { env: "GATEWAYS", default: "", help: "comma-separated gateway names events may choose; others fail at once (UnknownGateway); empty: any" },
   "gateway-label": { env: "GATEWAY_LABEL", default: "setGateway", help: "label key the pod-gateway webhook matches; empty for none" },
   "gateway-annotation": { env: "GATEWAY_ANNOTATION", default: "setGateway", help: "annotation key the pod-gateway webhook matches; empty for none" },
   "routing-init-container": { env: "ROUTING_INIT_CONTAINER", default: "gateway-init", help: "init container whose presence proves the webhook routed a pod" },
@@ -44,8 +47,15 @@ const Command = v.pipe(
 const ConfigSchema = v.pipe(
   v.object({
     "client-namespace": v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name"), v.maxLength(63)),
-    "client-image": v.pipe(v.string(), v.nonEmpty("must not be empty")),
-    "client-command": Command,
+    // Empty: not set, so the template's image and command stay (ClientPodSettings in src/provision/client-pod.ts).
+    "client-image": v.string(),
+    "client-command": v.union([v.pipe(v.literal(""), v.transform(() => undefined)), Command], "must be words or a JSON array of strings"),
+    "client-pod-template": v.string(),
+    "gateways": v.pipe(
+      v.string(),
+      v.transform((text) => text.split(",").map((name) => name.trim()).filter(Boolean)),
+      v.array(LabelValue, "must be gateway names (Kubernetes label values), comma-separated"),
+    ),
     "gateway-label": LabelKey,
     "gateway-annotation": LabelKey,
     "routing-init-container": v.pipe(v.string(), v.nonEmpty("must not be empty")),

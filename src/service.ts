@@ -11,6 +11,7 @@ import type { HttpRestClient } from "./kube/http-client.ts";
 import type { FetcherFactory, RestClient } from "./kube/rest-client.ts";
 import { jsonLogger, type Logger } from "./observability/log.ts";
 import { Metrics } from "./observability/metrics.ts";
+import { checkOnServer, loadPodTemplate } from "./provision/pod-template.ts";
 import type { ProvisionerOptions } from "./provision/provisioner.ts";
 
 /** A ready-to-serve service: the app, and how it reaches Kubernetes. */
@@ -28,18 +29,35 @@ export interface Service {
 
 /**
  * Wires the app from its configuration. Runtime-neutral: entrypoints pass their way of making TLS `fetch`es.
- * @throws Error when the kubeconfig or K_CE_OVERRIDES is unusable, before anything listens.
+ * `clientPodTemplate` is the text of the `--client-pod-template` file, read by the entrypoint.
+ * @throws Error when the kubeconfig, K_CE_OVERRIDES or the client pod template is unusable, before anything
+ *   listens; when the API server could not be asked about the template, the transient error is its `cause`.
  */
 export async function createService(
   config: Config,
   fetcherFor: FetcherFactory,
   env: Record<string, string | undefined>,
   log: Logger = jsonLogger,
+  clientPodTemplate?: string,
 ): Promise<Service> {
+  // What the template says is checked first: a wrong template is wrong whatever the cluster.
+  const template = clientPodTemplate === undefined ? undefined : loadPodTemplate(config["client-pod-template"], clientPodTemplate, {
+    gatewayLabelKey: config["gateway-label"],
+    gatewayAnnotationKey: config["gateway-annotation"],
+    activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
+  });
   const timeoutMs = config["kube-timeout-ms"];
   const useInCluster = !config.kubeconfig && isInCluster(env);
   const path = kubeconfigPath(undefined, { KUBECONFIG: config.kubeconfig });
   const kube = useInCluster ? await inClusterClient(fetcherFor, { timeoutMs, env }) : await kubeconfigClient(path, fetcherFor, { timeoutMs });
+
+  const provisioner = provisionerOptions(config, kube);
+  if (template) {
+    provisioner.pod.template = template;
+    // With --gateways, the first one's webhook mutates the imagined pod too: a clash with it shows here.
+    await checkOnServer(kube, provisioner.pod, config.gateways[0] ?? "podgateway-template-check", config["client-pod-template"]);
+    log({ msg: "client pod template accepted by the API server (dry run)", file: config["client-pod-template"] });
+  }
 
   const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
   const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
@@ -60,7 +78,7 @@ export async function createService(
   });
 
   const app = createApp({
-    provisioner: { ...provisionerOptions(config, kube), admit: lifecycle.admit },
+    provisioner: { ...provisioner, admit: lifecycle.admit },
     stamp,
     sink,
     lifecycle,
@@ -90,6 +108,7 @@ export function provisionerOptions(config: Config, kube: RestClient): Provisione
   return {
     kube,
     routingInitContainer: config["routing-init-container"],
+    gateways: config.gateways,
     pod: {
       namespace: config["client-namespace"],
       image: config["client-image"],

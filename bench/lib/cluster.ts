@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Pod } from "kubernetes-types/core/v1";
 import { undiciFetcher } from "../../src/adapter/node.ts";
+import { apiRequestCounts } from "./api-requests.ts";
 import { isTransient, KubeApiError } from "../../src/kube/errors.ts";
 import type { HttpRestClient } from "../../src/kube/http-client.ts";
 import { kubeconfigClient } from "../../src/kube/kubeconfig.ts";
@@ -148,25 +149,9 @@ export class Cluster {
     return facts;
   }
 
-  /**
-   * The API server's own count of requests it served (apiserver_request_total), summed by verb and resource,
-   * e.g. "POST pods", "PATCH pods", "POST pods/binding": the difference of two snapshots shows which calls a
-   * phase made, so baseline and ours can be seen to make the same ones.
-   */
+  /** {@link apiRequestCounts} now: take one before and one after a phase. */
   async apiRequestCounts(): Promise<Record<string, number>> {
-    const text = await retrying(() => this.kube.performRequest<string>({ method: "GET", path: "/metrics", expect: "text" }));
-    const counts: Record<string, number> = {};
-    for (const line of text.split("\n")) {
-      if (!line.startsWith("apiserver_request_total{")) continue;
-      const labels = line.slice(line.indexOf("{") + 1, line.lastIndexOf("}"));
-      const label = (name: string) => new RegExp(`(?:^|,)${name}="([^"]*)"`).exec(labels)?.[1] ?? "";
-      const resource = label("resource");
-      if (!resource) continue;
-      const subresource = label("subresource");
-      const key = `${label("verb")} ${resource}${subresource ? `/${subresource}` : ""}`;
-      counts[key] = (counts[key] ?? 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
-    }
-    return counts;
+    return apiRequestCounts(await retrying(() => this.kube.performRequest<string>({ method: "GET", path: "/metrics", expect: "text" })));
   }
 
   /** PIDs of the cluster's processes, from the pid files `cluster.sh` keeps. */

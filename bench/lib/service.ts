@@ -35,7 +35,7 @@ export function serviceCommand(repo: string, runtime: Runtime, nodeFlags: string
 
 /** Every environment variable the service reads as configuration: stripped from ours, so it runs on its defaults. */
 export const SERVICE_ENV_KEYS = [
-  "CLIENT_NAMESPACE", "CLIENT_IMAGE", "CLIENT_COMMAND", "GATEWAY_LABEL", "GATEWAY_ANNOTATION", "ROUTING_INIT_CONTAINER",
+  "CLIENT_NAMESPACE", "CLIENT_IMAGE", "CLIENT_COMMAND", "CLIENT_POD_TEMPLATE", "GATEWAYS", "GATEWAY_LABEL", "GATEWAY_ANNOTATION", "ROUTING_INIT_CONTAINER",
   "EVENT_SOURCE", "KUBECONFIG", "KUBE_TIMEOUT_MS", "MAX_IN_FLIGHT", "MAX_BODY_BYTES", "HOST", "PORT", "K_SINK", "K_CE_OVERRIDES",
   "SHUTDOWN_GRACE_MS",
 ];

@@ -44,6 +44,8 @@ export const FailureReason = v.picklist([
   "NameConflict",
   /** `--max-clients-per-gateway` clients of this gateway exist already; a release frees a slot. */
   "GatewayAtCapacity",
+  /** `--gateways` is set and does not name this gateway: refused before any API call. */
+  "UnknownGateway",
 ]);
 export type FailureReason = v.InferOutput<typeof FailureReason>;
 

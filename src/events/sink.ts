@@ -1,4 +1,5 @@
 import { type CloudEventV1, HTTP } from "cloudevents";
+import { traceHeaders } from "./trace.ts";
 
 /** Where result events go besides the HTTP reply: Knative's `K_SINK` (usually the broker). */
 export interface EventSink {
@@ -17,6 +18,7 @@ export function httpSink(url: string, options: { attempts?: number; backoffMs?: 
   return {
     async send(event, signal) {
       const message = HTTP.binary(event);
+      const headers = { ...(message.headers as Record<string, string>), ...traceHeaders(event) };
       let lastProblem = "";
       for (let attempt = 0; attempt < attempts; attempt++) {
         if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1), signal);
@@ -24,7 +26,7 @@ export function httpSink(url: string, options: { attempts?: number; backoffMs?: 
           const timeout = AbortSignal.timeout(timeoutMs);
           const response = await fetch(url, {
             method: "POST",
-            headers: message.headers as Record<string, string>,
+            headers,
             body: message.body as string,
             signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
           });

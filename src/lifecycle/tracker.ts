@@ -10,6 +10,7 @@
 import type { Pod } from "kubernetes-types/core/v1";
 import type { ResultStamp } from "../events/results.ts";
 import type { EventSink } from "../events/sink.ts";
+import { traceOfPod, withTrace } from "../events/trace.ts";
 import { KubeApiError } from "../kube/errors.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
@@ -179,17 +180,17 @@ export class LifecycleTracker {
       const name = pod.metadata?.name ?? "";
       const namespace = pod.metadata?.namespace ?? this.#options.namespace;
       const failure = transition === "failed" ? failureOf(pod, this.#options, now, emitted.has("ready")) : undefined;
-      const event = lifecycleEvent(stamp, pod, transition, {
+      const event = withTrace(lifecycleEvent(stamp, pod, transition, {
         pod_name: name,
         namespace,
         gateway_name: gatewayOf(pod, this.#options),
         ...(failure ? { reason: failure.reason } : {}),
         message: failure?.message ?? describe(transition, namespace, name),
-      });
+      }), traceOfPod(pod));
       await sink.send(event);
       entry.emitted.add(transition);
       emitted.add(transition);
-      log({ msg: "client lifecycle", type: event.type, id: event.id, pod: name, reason: failure?.reason, causationid: event.causationid as string | undefined });
+      log({ msg: "client lifecycle", type: event.type, id: event.id, pod: name, reason: failure?.reason, causationid: event.causationid as string | undefined, traceparent: event.traceparent as string | undefined });
 
       if (transition === "deleted") {
         if (!entry.gone) await removeFinalizer(kube, pod);

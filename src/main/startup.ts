@@ -1,6 +1,8 @@
 import { type Config, loadConfig } from "../config.ts";
 import type { FetcherFactory } from "../kube/rest-client.ts";
+import { readFile } from "node:fs/promises";
 import process from "node:process";
+import { isTransient } from "../kube/errors.ts";
 import { flushLogs, jsonLogger, type Logger } from "../observability/log.ts";
 import { createService, type Service } from "../service.ts";
 
@@ -25,11 +27,22 @@ export async function startup(args: string[], env: Record<string, string | undef
       console.log(loaded.help);
       exit(0);
     }
-    const service = await createService(loaded.config, fetcherFor, env, log);
+    const templateFile = loaded.config["client-pod-template"];
+    const template = templateFile ? await readTemplate(templateFile) : undefined;
+    const service = await createService(loaded.config, fetcherFor, env, log, template);
     return { config: loaded.config, service, log, shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS) || 25_000 };
   } catch (error) {
     console.error(`podgateway-provisioner: ${(error as Error).message}`);
-    exit(2);
+    // 2: the configuration is wrong; 1: it could not be checked now (API server unreachable), a restart may do.
+    exit(isTransient((error as Error).cause) ? 1 : 2);
+  }
+}
+
+async function readTemplate(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    throw new Error(`--client-pod-template (CLIENT_POD_TEMPLATE) ${file} cannot be read: ${(error as Error).message}`);
   }
 }
 

@@ -9,6 +9,7 @@ import {
   type ClientPodSettings,
   type ClientRequest,
   clientPod,
+  clientPodName,
   gatewayOf,
   ROUTING_GATE,
 } from "./client-pod.ts";
@@ -19,6 +20,8 @@ export interface ProvisionerOptions {
   pod: ClientPodSettings;
   /** Name of the init container the pod-gateway webhook adds to every pod it routes. */
   routingInitContainer: string;
+  /** `--gateways`: the only gateway names events may choose; absent or empty: any (each still verified). */
+  gateways?: readonly string[];
   /**
    * Asked about a routed pod still behind the routing gate, just before the gate is removed (e.g. the
    * per-gateway capacity, see src/lifecycle/capacity.ts): a refusal deletes the never-schedulable pod and
@@ -45,9 +48,14 @@ export type Provisioned =
  */
 export async function provisionClient(options: ProvisionerOptions, request: ClientRequest, signal?: AbortSignal): Promise<Provisioned> {
   const { kube } = options;
+  const namespace = options.pod.namespace;
+  if (options.gateways?.length && !options.gateways.includes(request.gatewayName)) {
+    // Decided before any API call: an unknown gateway costs no pod create and delete.
+    const message = `gateway ${request.gatewayName} is not one of the gateways served here (--gateways ${options.gateways.join(",")})`;
+    return { ok: false, reason: "UnknownGateway", message, name: clientPodName(request), namespace };
+  }
   const desired = clientPod(options.pod, request);
   const name = desired.metadata!.name!;
-  const namespace = options.pod.namespace;
   const failed = (reason: FailureReason, message: string): Provisioned => ({ ok: false, reason, message, name, namespace });
 
   let pod: Pod;

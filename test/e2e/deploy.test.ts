@@ -15,9 +15,14 @@ import { dirname, join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
+import { DEFAULT_TEMPLATE } from "../../src/provision/client-pod.ts";
+import { checkOnServer, loadPodTemplate } from "../../src/provision/pod-template.ts";
+import { adminClient, routedBy } from "../support/cluster.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const deployDir = join(repo, "deploy");
+/** The local cluster's overlay of deploy/ (kustomize refuses an overlay inside its base). */
+const localOverlay = join(repo, "cluster/deploy");
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -26,6 +31,10 @@ const SERVICE_NS = "podgateway";
 const CLIENT_NS = "podgateway-clients";
 const MANIFESTS = ["namespace.yaml", "broker.yaml", "rbac.yaml", "service.yaml", "cloudevents-player.yaml"];
 const CHART_VALUES: Record<string, string> = { "pod-gateway-foo-values.yaml": "foo", "pod-gateway-bar-values.yaml": "bar" };
+/** Kustomize's own files, and the client pod template it turns into a ConfigMap. */
+const KUSTOMIZE = ["kustomization.yaml", "kustomizeconfig.yaml"];
+const TEMPLATE = "client-pod-template.yaml";
+const TEMPLATE_CONFIGMAP = "podgateway-client-pod-template";
 
 function yamlFiles(): string[] {
   return readdirSync(deployDir).filter((name) => name.endsWith(".yaml") || name.endsWith(".yml")).sort();
@@ -50,8 +59,8 @@ function find(file: string, kind: string, apiVersionPrefix = ""): Obj {
 // Without a cluster: the files are what they claim to be.
 
 describe("deploy/ files (static)", () => {
-  test("every YAML file in deploy/ is either an applied manifest or pod-gateway chart values", () => {
-    assert.deepEqual(yamlFiles(), [...MANIFESTS, ...Object.keys(CHART_VALUES)].sort());
+  test("every YAML file in deploy/ is an applied manifest, pod-gateway chart values, kustomize's or the client pod template", () => {
+    assert.deepEqual(yamlFiles(), [...MANIFESTS, ...Object.keys(CHART_VALUES), ...KUSTOMIZE, TEMPLATE].sort());
     for (const file of MANIFESTS) {
       for (const o of objects(file)) {
         assert.ok(o.apiVersion && o.kind && o.metadata?.name, `${file}: every document is a Kubernetes object`);
@@ -91,7 +100,7 @@ describe("deploy/ files (static)", () => {
     assert.equal(spec.serviceAccountName, find("rbac.yaml", "ServiceAccount").metadata.name);
     assert.equal(spec.containers.length, 1);
     const c = spec.containers[0];
-    assert.match(c.image, /^127\.0\.0\.1:5001\/podgateway-provisioner:/);
+    assert.equal(c.image, "podgateway-provisioner", "an overlay sets the image (cluster/deploy: the local registry)");
     assert.deepEqual(c.ports, [{ name: "http1", containerPort: 8080 }]);
     assert.equal(c.readinessProbe.httpGet.path, "/readyz");
     assert.equal(c.livenessProbe.httpGet.path, "/healthz");
@@ -107,8 +116,11 @@ describe("deploy/ files (static)", () => {
     });
     const env = Object.fromEntries(c.env.map((e: Obj) => [e.name, e.value]));
     assert.equal(env.CLIENT_NAMESPACE, CLIENT_NS);
-    assert.ok(env.CLIENT_IMAGE);
-    assert.ok(env.CLIENT_COMMAND);
+    // The client pod comes from the template ConfigMap, mounted read-only.
+    const volume = spec.volumes.find((v: Obj) => v.configMap?.name === TEMPLATE_CONFIGMAP);
+    const mount = c.volumeMounts.find((m: Obj) => m.name === volume?.name);
+    assert.ok(mount?.readOnly, "the template ConfigMap is mounted read-only");
+    assert.equal(env.CLIENT_POD_TEMPLATE, `${mount.mountPath}/${TEMPLATE}`);
     assert.equal(env.PORT, undefined, "Knative sets PORT");
     assert.equal(env.K_SINK, undefined, "K_SINK comes from Knative (the SinkBinding)");
     // K_SINK: the SinkBinding binds this very Service to the Broker.
@@ -116,6 +128,28 @@ describe("deploy/ files (static)", () => {
     assert.deepEqual(binding.spec.subject, { apiVersion: "serving.knative.dev/v1", kind: "Service", name: ksvc.metadata.name });
     assert.equal(binding.spec.sink.ref.kind, "Broker");
     assert.equal(binding.spec.sink.ref.name, find("broker.yaml", "Broker").metadata.name);
+  });
+
+  test("kustomization: the five manifests, and the template ConfigMap from client-pod-template.yaml", () => {
+    const kustomization = parse(readFileSync(join(deployDir, "kustomization.yaml"), "utf8")) as Obj;
+    assert.deepEqual(kustomization.resources, MANIFESTS);
+    assert.deepEqual(kustomization.configMapGenerator.map((g: Obj) => [g.name, g.namespace, g.files]), [[TEMPLATE_CONFIGMAP, SERVICE_NS, [TEMPLATE]]]);
+    const local = parse(readFileSync(join(localOverlay, "kustomization.yaml"), "utf8")) as Obj;
+    assert.deepEqual(local.resources, ["../../deploy"]);
+    assert.deepEqual(local.images, [{ name: "podgateway-provisioner", newName: "127.0.0.1:5001/podgateway-provisioner", newTag: "latest" }]);
+  });
+
+  test("client-pod-template.yaml: a template the provisioner accepts, the locked-down default plus resources and /tmp", () => {
+    const env = Object.fromEntries(find("service.yaml", "Service", "serving.knative.dev/").spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]));
+    const template = loadPodTemplate(TEMPLATE, readFileSync(join(deployDir, TEMPLATE), "utf8"), {
+      gatewayLabelKey: env.GATEWAY_LABEL,
+      gatewayAnnotationKey: env.GATEWAY_ANNOTATION,
+    });
+    const [client] = template.spec.containers;
+    assert.deepEqual(client!.securityContext, DEFAULT_TEMPLATE.spec.containers[0]!.securityContext);
+    assert.ok(client!.resources?.requests?.memory && client!.resources?.limits?.memory);
+    assert.ok(client!.volumeMounts?.some((m) => m.mountPath === "/tmp"));
+    assert.equal(template.spec.automountServiceAccountToken, false);
   });
 
   test("trigger: io.podgateway.client.pending from the Broker to the service, exponential retry", () => {
@@ -234,6 +268,44 @@ describe("deploy/ on the local cluster (server-side dry-run)", () => {
       for (const line of lines) assert.match(line, /\(server dry run\)$/);
     });
   }
+
+  test("kubectl kustomize deploy/: the manifests plus the template ConfigMap, which the Knative Service mounts by its hashed name", () => {
+    const built = kubectl("kustomize", deployDir);
+    assert.equal(built.status, 0, built.stderr);
+    const rendered = parseAllDocuments(built.stdout).map((doc) => doc.toJS() as Obj);
+    assert.equal(rendered.length, MANIFESTS.flatMap(objects).length + 1);
+    const configMap = rendered.find((o) => o.kind === "ConfigMap")!;
+    assert.match(configMap.metadata.name, new RegExp(`^${TEMPLATE_CONFIGMAP}-[a-z0-9]+$`));
+    assert.equal(configMap.metadata.namespace, SERVICE_NS);
+    assert.deepEqual(configMap.data, { [TEMPLATE]: readFileSync(join(deployDir, TEMPLATE), "utf8") });
+    const ksvc = rendered.find((o) => o.kind === "Service" && o.metadata.name === "podgateway-provisioner")!;
+    assert.ok(ksvc.spec.template.spec.volumes.some((v: Obj) => v.configMap?.name === configMap.metadata.name), "the volume follows the generated name");
+
+    const local = kubectl("kustomize", localOverlay);
+    assert.equal(local.status, 0, local.stderr);
+    const localKsvc = parseAllDocuments(local.stdout).map((doc) => doc.toJS() as Obj).find((o) => o.kind === "Service" && o.metadata.name === "podgateway-provisioner")!;
+    assert.equal(localKsvc.spec.template.spec.containers[0].image, "127.0.0.1:5001/podgateway-provisioner:latest");
+  });
+
+  for (const dir of [deployDir, localOverlay]) {
+    test(`kubectl apply -k ${dir.slice(repo.length + 1)}/ --dry-run=server passes (strict field validation)`, () => {
+      const result = kubectl("apply", "-k", dir, "--dry-run=server", "--validate=strict");
+      assert.equal(result.status, 0, `rejected:\n${result.stderr}${result.stdout}`);
+      const lines = result.stdout.trim().split("\n");
+      assert.equal(lines.length, MANIFESTS.flatMap(objects).length + 1, result.stdout);
+      for (const line of lines) assert.match(line, /\(server dry run\)$/);
+      assert.ok(lines.some((line) => line.startsWith(`configmap/${TEMPLATE_CONFIGMAP}-`)), result.stdout);
+    });
+  }
+
+  test("a client pod made from client-pod-template.yaml is accepted in the client namespace and routed by foo (dry run)", async () => {
+    const template = loadPodTemplate(TEMPLATE, readFileSync(join(deployDir, TEMPLATE), "utf8"), { gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" });
+    // Pods need the namespace's default ServiceAccount, which the controller-manager makes soon after the namespace.
+    const deadline = Date.now() + 30_000;
+    while (kubectl("get", "serviceaccount", "default", "-n", CLIENT_NS).status !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const pod = await checkOnServer(await adminClient(), { namespace: CLIENT_NS, template, gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" }, "foo");
+    assert.deepEqual(routedBy(pod), ["foo"]);
+  });
 
   test("the dry-run really validates: an unknown field in the Knative Service is rejected", () => {
     const ksvc = structuredClone(find("service.yaml", "Service", "serving.knative.dev/"));

@@ -65,7 +65,8 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
       contexts: [{ name: "sa", context: { cluster: "local", user: ACCOUNT } }],
     }));
     asService = new HttpRestClient({ server: admin.server, fetcher: (await fetcherFactory())({ ca }), token: () => token });
-    service = await startService({ KUBECONFIG: kubeconfig, CLIENT_NAMESPACE: CLIENT_NS });
+    // As deployed: the template of deploy/, checked at start (a dry-run create) with this identity too.
+    service = await startService({ KUBECONFIG: kubeconfig, CLIENT_NAMESPACE: CLIENT_NS, CLIENT_POD_TEMPLATE: `${repo}/deploy/client-pod-template.yaml`, GATEWAYS: "foo,bar" });
   });
 
   after(async () => {
@@ -84,6 +85,8 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     const pod = await getPodOrNull(CLIENT_NS, JSON.parse(body).pod_name);
     assert.ok(pod?.spec?.initContainers?.some((container) => container.name === "gateway-init"));
     assert.deepEqual(pod?.spec?.schedulingGates ?? [], []);
+    assert.ok(pod?.spec?.containers.some((container) => container.name === "client" && container.resources?.limits?.memory), "made from the template");
+    assert.ok(service.logs.some((line) => /client pod template accepted/.test(String(line.msg))));
     assert.equal((await fetch(`${service.url}/readyz`)).status, 200, "readiness works with this identity too");
   });
 

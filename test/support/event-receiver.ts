@@ -6,19 +6,22 @@ import { type CloudEventV1, HTTP } from "cloudevents";
 export interface EventReceiver {
   url: string;
   events: CloudEventV1<Record<string, string>>[];
+  /** The HTTP headers of each request in {@link events}, same order. */
+  headers: Record<string, string>[];
   /** HTTP status to answer with; 202 by default. */
   status: number;
   close: () => Promise<void>;
 }
 
 export async function startReceiver(): Promise<EventReceiver> {
-  const receiver: EventReceiver = { url: "", events: [], status: 202, close: async () => {} };
+  const receiver: EventReceiver = { url: "", events: [], headers: [], status: 202, close: async () => {} };
   const server: Server = createServer((request, response) => {
     let body = "";
     request.on("data", (chunk) => (body += chunk));
     request.on("end", () => {
       if (receiver.status < 300) {
         receiver.events.push(HTTP.toEvent({ headers: request.headers as Record<string, string>, body }) as CloudEventV1<Record<string, string>>);
+        receiver.headers.push(request.headers as Record<string, string>);
       }
       response.writeHead(receiver.status).end();
     });

@@ -56,3 +56,14 @@ test("health and readiness endpoints answer", async () => {
   assert.equal((await app.fetch(new Request("http://x/healthz"))).status, 200);
   assert.equal((await app.fetch(new Request("http://x/readyz"))).status, 200);
 });
+
+test("--gateways: another gateway fails UnknownGateway without any Kubernetes call", async () => {
+  const options = { kube: untouchable, routingInitContainer: "gateway-init", gateways: ["foo"], pod: { namespace: "n", gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" } };
+  const gated = testApp(untouchable, { provisioner: options });
+  const message = HTTP.binary(new CloudEvent({ id: "g1", source: "/s", type: "io.podgateway.client.pending", data: { gateway_name: "bar" } }));
+  const response = await gated.fetch(new Request("http://x/", { method: "POST", headers: message.headers as Record<string, string>, body: message.body as string }));
+  const reply = HTTP.toEvent({ headers: Object.fromEntries(response.headers), body: await response.text() }) as CloudEvent<Record<string, string>>;
+  assert.equal(reply.type, "io.podgateway.client.scheduling.failed");
+  assert.equal(reply.data?.reason, "UnknownGateway");
+  assert.match(reply.data?.message ?? "", /gateway bar is not one of the gateways served here \(--gateways foo\)/);
+});

@@ -11,8 +11,11 @@ const config = (args: string[], env: Record<string, string> = {}): Config => {
 test("defaults match the seed", () => {
   const c = config([]);
   assert.equal(c["client-namespace"], "default");
-  assert.equal(c["client-image"], "alpine/curl");
-  assert.deepEqual(c["client-command"], ["sleep", "infinity"]);
+  // Unset: the template's, whose default is alpine/curl + sleep infinity (DEFAULT_TEMPLATE).
+  assert.equal(c["client-image"], "");
+  assert.equal(c["client-command"], undefined);
+  assert.equal(c["client-pod-template"], "");
+  assert.deepEqual(c.gateways, []);
   assert.equal(c["gateway-label"], "setGateway");
   assert.equal(c["gateway-annotation"], "setGateway");
   assert.equal(c.port, 8080);
@@ -37,7 +40,14 @@ test("bad options fail with the flag, its variable and the rule", () => {
   assert.throws(() => config(["--nope"]), /Unknown option '--nope'/);
 });
 
+test("--gateways is a comma-separated list of label values", () => {
+  assert.deepEqual(config(["--gateways", "foo, bar,"]).gateways, ["foo", "bar"]);
+  assert.deepEqual(config([], { GATEWAYS: "foo" }).gateways, ["foo"]);
+  assert.throws(() => config(["--gateways", "foo,-bad-"]), /--gateways \(GATEWAYS\) must be a Kubernetes label value/);
+});
+
 test("--help returns the usage text", () => {
   const result = loadConfig(["--help"], {});
   assert.ok("help" in result && result.help.includes("--client-namespace"));
+  for (const flag of ["--client-pod-template", "--gateways"]) assert.ok("help" in result && result.help.includes(flag), flag);
 });

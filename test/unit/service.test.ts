@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadConfig } from "../../src/config.ts";
+import { isTransient } from "../../src/kube/errors.ts";
 import { createService } from "../../src/service.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "service-"));
@@ -35,4 +36,15 @@ test("a working configuration gives an app, and warns when sender authentication
   const quiet: Record<string, unknown>[] = [];
   await createService(config({ OIDC_AUDIENCE: "aud", ALLOWED_SENDERS: "*" }), noFetch, {}, (record) => quiet.push(record));
   assert.ok(!quiet.some((line) => /sender authentication is off/.test(String(line.msg))));
+});
+
+test("a client pod template is checked before Kubernetes is asked; an unreachable API server makes the check transient", async () => {
+  const owned = "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: [{name: c, image: i}]}\n";
+  await assert.rejects(createService(config({ CLIENT_POD_TEMPLATE: "t.yaml" }), noFetch, {}, () => {}, owned), /t\.yaml: metadata\.name is set by the provisioner/);
+  const good = "apiVersion: v1\nkind: Pod\nspec: {containers: [{name: c, image: i}]}\n";
+  await assert.rejects(createService(config({ CLIENT_POD_TEMPLATE: "t.yaml" }), noFetch, {}, () => {}, good), (error: Error) => {
+    assert.match(error.message, /t\.yaml: could not be checked with the API server \(dry run\), retry/);
+    assert.ok(isTransient(error.cause), "exit 1, not 2: the template may be fine");
+    return true;
+  });
 });
