@@ -98,8 +98,8 @@ tree_key() { # extra-string dir...
 	shift
 	{
 		for d in "$@"; do
-			[ -d "$d" ] || die "$d missing (upstream sources; in CI ../shared beside the clone)"
-			(cd "$d" && find . -type f ! -path './.git/*' -print0 | sort -z | xargs -0 sha256sum)
+			# missing: vendor_copy says so when a build needs it
+			[ -d "$d" ] && (cd "$d" && find . -type f ! -path './.git/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
 		done
 		printf '%s\n' "$extra"
 		go env GOVERSION GOOS GOARCH 2>/dev/null || true
@@ -139,6 +139,7 @@ go_build() { # out-dir module-dir ldflags pkgs...
 # a writable copy of a vendored module, to build in; printed path is removed by the caller
 vendor_copy() { # vendor-folder
 	local tmp
+	[ -d "$VENDOR/$1" ] || die "$VENDOR/$1 missing: upstream sources, expected in ../shared/vendor beside the repository (or set PGW_VENDOR_DIR)"
 	tmp=$(mktemp -d "$BIN_ROOT/.src-$1.XXXXXX")
 	cp -R "$VENDOR/$1/." "$tmp/"
 	chmod -R u+w "$tmp"
