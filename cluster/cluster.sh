@@ -56,6 +56,9 @@ ensure_prereqs() {
 	command -v setsid >/dev/null || missing+=(util-linux)
 	command -v unshare >/dev/null || missing+=(util-linux)
 	command -v mount >/dev/null || missing+=(mount)
+	# the tests run `cloudevents listen` in a network namespace of its own, joined by a veth pair
+	command -v nsenter >/dev/null || missing+=(util-linux)
+	command -v ip >/dev/null || missing+=(iproute2)
 	command -v sha256sum >/dev/null || missing+=(coreutils)
 	if ((${#missing[@]})); then
 		log "installing missing packages: ${missing[*]}"
