@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Local Kubernetes cluster for this project: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok (3 fake nodes) and two pod-gateway webhook stand-ins (foo, bar).
+# kube-scheduler, kwok (3 fake nodes) and the pod-gateway webhook (gateway-admision-controller) for
+# gateways foo and bar; also builds the CloudEvents conformance CLI the tests use.
 # Everything listens on 127.0.0.1. See cluster/README.md.
 #
 #   bash cluster/cluster.sh up|down|env|status|build|stop <component>|start <component>|logs <component>
@@ -18,11 +19,15 @@ LOGS=$STATE/logs
 KCFG_DIR=$STATE/kubeconfigs
 KUBECONFIG_PATH=$STATE/kubeconfig
 KNATIVE_CRDS_DIR=${PGW_KNATIVE_CRDS_DIR:-$ROOT/../shared/knative-crds}
+# upstream sources the Go module proxy does not serve (read-only; built from copies, see its README.md)
+VENDOR=${PGW_VENDOR_DIR:-$ROOT/../shared/vendor}
 
 K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.8
 KWOK_VERSION=v0.8.0
 POD_GATEWAY_IMAGE=ghcr.io/angelnu/pod-gateway:v1.13.0
+# its go.mod pairs client-go v0.35 with api v0.36, which does not compile; v0.36.3 matches the cluster
+WEBHOOK_CLIENT_GO=v0.36.3
 
 HOST=127.0.0.1
 # Fixed ports; the PGW_*_PORT overrides exist only to run a second, throw-away cluster beside the main one.
@@ -49,6 +54,11 @@ ensure_prereqs() {
 	command -v curl >/dev/null || missing+=(curl)
 	command -v flock >/dev/null || missing+=(util-linux)
 	command -v setsid >/dev/null || missing+=(util-linux)
+	command -v unshare >/dev/null || missing+=(util-linux)
+	command -v mount >/dev/null || missing+=(mount)
+	# the tests run `cloudevents listen` in a network namespace of its own, joined by a veth pair
+	command -v nsenter >/dev/null || missing+=(util-linux)
+	command -v ip >/dev/null || missing+=(iproute2)
 	command -v sha256sum >/dev/null || missing+=(coreutils)
 	if ((${#missing[@]})); then
 		log "installing missing packages: ${missing[*]}"
@@ -85,12 +95,28 @@ build_key() { # dir extra-string
 	} | sha256sum | cut -c1-12
 }
 
-K8S_BIN_DIR="" ETCD_BIN_DIR="" KWOK_BIN_DIR="" WEBHOOK_BIN_DIR=""
+# key of vendored source trees: every file's path and content
+tree_key() { # extra-string dir...
+	local extra=$1 d
+	shift
+	{
+		for d in "$@"; do
+			# missing: vendor_copy says so when a build needs it
+			[ -d "$d" ] && (cd "$d" && find . -type f ! -path './.git/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+		done
+		printf '%s\n' "$extra"
+		go env GOVERSION GOOS GOARCH 2>/dev/null || true
+	} | sha256sum | cut -c1-12
+}
+
+K8S_BIN_DIR="" ETCD_BIN_DIR="" KWOK_BIN_DIR="" WEBHOOK_BIN_DIR="" CE_BIN_DIR=""
 compute_bin_dirs() {
 	K8S_BIN_DIR=$BIN_ROOT/kubernetes-$K8S_VERSION-$(build_key "$CLUSTER_SRC/build/kubernetes" "$(k8s_ldflags)")
 	ETCD_BIN_DIR=$BIN_ROOT/etcd-$ETCD_VERSION-$(build_key "$CLUSTER_SRC/build/etcd" "-s -w")
 	KWOK_BIN_DIR=$BIN_ROOT/kwok-$KWOK_VERSION-$(build_key "$CLUSTER_SRC/build/kwok" "-s -w")
-	WEBHOOK_BIN_DIR=$BIN_ROOT/gateway-webhook-$(build_key "$CLUSTER_SRC/gateway-webhook" "-s -w")
+	WEBHOOK_BIN_DIR=$BIN_ROOT/gateway-admision-controller-$(tree_key "$(declare -f build_webhook) $WEBHOOK_CLIENT_GO" \
+		"$VENDOR/gateway-admision-controller" "$VENDOR/kubewebhook")
+	CE_BIN_DIR=$BIN_ROOT/cloudevents-conformance-$(tree_key "$(declare -f build_cloudevents)" "$VENDOR/cloudevents-conformance")
 }
 
 go_build() { # out-dir module-dir ldflags pkgs...
@@ -105,10 +131,44 @@ go_build() { # out-dir module-dir ldflags pkgs...
 	(cd "$mod" && go build -buildvcs=false -trimpath -ldflags="$ld" -o "$tmp/" "$@") >&2
 	# go names the binary of go.etcd.io/etcd/server/v3 "server"
 	[ -f "$tmp/server" ] && mv "$tmp/server" "$tmp/etcd"
+	# and the webhook's main package (./cmd) "cmd"
+	[ -f "$tmp/cmd" ] && mv "$tmp/cmd" "$tmp/gateway-admision-controller"
 	touch "$tmp/.complete"
 	rm -rf "$out"
 	mv "$tmp" "$out"
 	log "built $(basename "$out") in $((SECONDS - t0))s"
+}
+
+# a writable copy of a vendored module, to build in; printed path is removed by the caller
+vendor_copy() { # vendor-folder
+	local tmp
+	[ -d "$VENDOR/$1" ] || die "$VENDOR/$1 missing: upstream sources, expected in ../shared/vendor beside the repository (or set PGW_VENDOR_DIR)"
+	tmp=$(mktemp -d "$BIN_ROOT/.src-$1.XXXXXX")
+	cp -R "$VENDOR/$1/." "$tmp/"
+	chmod -R u+w "$tmp"
+	echo "$tmp"
+}
+
+# The real pod-gateway webhook: kubewebhook (its framework) from the vendored copy too, client-go pinned.
+build_webhook() {
+	[ -f "$WEBHOOK_BIN_DIR/.complete" ] && return 0
+	local src kwh
+	src=$(vendor_copy gateway-admision-controller)
+	kwh=$(cd -P "$VENDOR/kubewebhook" && pwd)
+	# toolchain=none: build with the installed Go (its go.mod names a newer toolchain it does not need)
+	(cd "$src" && go mod edit -replace "github.com/slok/kubewebhook/v2=$kwh" \
+		-require="k8s.io/client-go@$WEBHOOK_CLIENT_GO" -toolchain=none && go mod tidy) >&2
+	go_build "$WEBHOOK_BIN_DIR" "$src" "-s -w" ./cmd
+	rm -rf "$src"
+}
+
+# The CloudEvents conformance CLI (send, invoke, listen), used by the tests as sender and K_SINK.
+build_cloudevents() {
+	[ -f "$CE_BIN_DIR/.complete" ] && return 0
+	local src
+	src=$(vendor_copy cloudevents-conformance)
+	go_build "$CE_BIN_DIR" "$src" "-s -w" ./cmd/cloudevents
+	rm -rf "$src"
 }
 
 # kwok needs Stage objects; use the "fast" set kwok itself ships (node-initialize,
@@ -130,14 +190,16 @@ build_all() {
 	mkdir -p "$BIN_ROOT"
 	compute_bin_dirs
 	local done_all=1 d
-	for d in "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$KWOK_BIN_DIR" "$WEBHOOK_BIN_DIR"; do
+	for d in "$K8S_BIN_DIR" "$ETCD_BIN_DIR" "$KWOK_BIN_DIR" "$WEBHOOK_BIN_DIR" "$CE_BIN_DIR"; do
 		[ -f "$d/.complete" ] || done_all=0
 	done
 	[ -s "$KWOK_BIN_DIR/stages.yaml" ] || done_all=0
 	((done_all)) && return 0
 	exec 8>"$BIN_ROOT/.build-lock"
 	flock 8
-	go_build "$WEBHOOK_BIN_DIR" "$CLUSTER_SRC/gateway-webhook" "-s -w" .
+	rm -rf "$BIN_ROOT"/.src-* # copies left by an interrupted build
+	build_webhook
+	build_cloudevents
 	go_build "$ETCD_BIN_DIR" "$CLUSTER_SRC/build/etcd" "-s -w" go.etcd.io/etcd/server/v3
 	go_build "$KWOK_BIN_DIR" "$CLUSTER_SRC/build/kwok" "-s -w" sigs.k8s.io/kwok/cmd/kwok
 	kwok_stages
@@ -232,13 +294,25 @@ ensure_config() {
 	for c in controller-manager scheduler kwok; do
 		write_kubeconfig "$KCFG_DIR/$c.kubeconfig" "$c" "$c"
 	done
-	# What the webhook would see as /etc/resolv.conf inside a pod of namespace "gateways".
-	cat >"$STATE/webhook-resolv.conf" <<EOF
+	# What a webhook pod of namespace "gateways" would see as /etc/resolv.conf and /etc/hosts: it builds
+	# the pods' dnsConfig from the first and must resolve its --gateway name at start (the second).
+	local gw
+	mkdir -p "$STATE/webhook-etc"
+	cat >"$STATE/webhook-etc/resolv.conf" <<EOF
 search gateways.svc.cluster.local svc.cluster.local cluster.local
 nameserver 10.96.0.10
 options ndots:5
 EOF
+	for gw in foo bar; do
+		printf '127.0.0.1 localhost\n%s %s\n' "$(gateway_ip "$gw")" "$(gateway_service "$gw")" >"$STATE/webhook-etc/hosts-$gw"
+	done
 }
+
+# The gateway Service the pod-gateway chart (7.0.3 and later: "<fullname>-main") makes for release <gw>
+# in namespace "gateways"; fullname = "<release>-pod-gateway".
+gateway_service() { echo "$1-pod-gateway-main.gateways.svc.cluster.local"; }
+# a gateway pod address (the Service is headless) for the webhook's start-up lookup
+gateway_ip() { if [ "$1" = foo ]; then echo 10.244.255.1; else echo 10.244.255.2; fi; }
 
 # ---------------------------------------------------------------- processes
 bin_of() {
@@ -248,7 +322,7 @@ bin_of() {
 	controller-manager) echo "$K8S_BIN_DIR/kube-controller-manager" ;;
 	scheduler) echo "$K8S_BIN_DIR/kube-scheduler" ;;
 	kwok) echo "$KWOK_BIN_DIR/kwok" ;;
-	webhook-foo | webhook-bar) echo "$WEBHOOK_BIN_DIR/gateway-webhook" ;;
+	webhook-foo | webhook-bar) echo "$WEBHOOK_BIN_DIR/gateway-admision-controller" ;;
 	*) die "unknown component '$1' (known: ${COMPONENTS[*]})" ;;
 	esac
 }
@@ -309,7 +383,7 @@ args_of() {
 		if [ "$gw" = foo ]; then port=$WEBHOOK_FOO_PORT dns=172.16.0.1; else port=$WEBHOOK_BAR_PORT dns=172.16.1.1; fi
 		printf '%s\n' --webhook-listen-address="$HOST:$port" \
 			--tls-cert-file-path="$PKI/webhook.crt" --tls-key-file-path="$PKI/webhook.key" \
-			--gateway="$gw-pod-gateway.gateways.svc.cluster.local" \
+			--gateway="$(gateway_service "$gw")" \
 			--DNS="$dns" --DNSPolicy=None \
 			--configmapName="$gw-pod-gateway" \
 			--setGatewayLabel=setGateway --setGatewayLabelValue="$gw" \
@@ -317,8 +391,7 @@ args_of() {
 			--initImage="$POD_GATEWAY_IMAGE" --initImagePullPol=IfNotPresent \
 			--initCmd=/bin/client_init.sh --initMountPoint=/config \
 			--sidecarImage="$POD_GATEWAY_IMAGE" --sidecarImagePullPol=IfNotPresent \
-			--sidecarCmd=/bin/client_sidecar.sh --sidecarMountPoint=/config \
-			--resolv-conf="$STATE/webhook-resolv.conf"
+			--sidecarCmd=/bin/client_sidecar.sh --sidecarMountPoint=/config
 		;;
 	esac
 }
@@ -365,6 +438,9 @@ wait_healthy() { # component timeout-seconds
 # launch_component: start the component unless it is running; returns once the process has
 # exec'ed (not yet healthy). Sets LAUNCHED=1 when it started a new process.
 LAUNCHED=0
+# a private mount namespace: as root directly, otherwise inside a user namespace
+UNSHARE_MOUNT=-m
+[ "$(id -u)" = 0 ] || UNSHARE_MOUNT=-rm
 launch_component() { # component
 	local c=$1 pid bin
 	LAUNCHED=0
@@ -377,8 +453,15 @@ launch_component() { # component
 	local -a args
 	mapfile -t args < <(args_of "$c")
 	printf '\n==== %s starting %s\n' "$(date -u +%FT%TZ)" "$c" >>"$LOGS/$c.log"
+	local -a wrap=()
+	case $c in
+	# in a private mount namespace, with a webhook pod's resolv.conf and hosts bound over /etc's;
+	# unshare and sh exec, so the pid stays the binary's
+	webhook-*) wrap=(unshare "$UNSHARE_MOUNT" sh -c 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"' \
+		sh "$STATE/webhook-etc/resolv.conf" "$STATE/webhook-etc/hosts-${c#webhook-}") ;;
+	esac
 	# close the lock descriptors so the long-running process does not hold the locks
-	setsid "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
+	setsid "${wrap[@]}" "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
 	pid=$!
 	echo "$pid" >"$PIDS/$c.pid"
 	# the background child is bash until it has exec'ed the binary: wait for that
@@ -452,7 +535,7 @@ stray_pids() {
 		exe=$(readlink "/proc/$p/exe" 2>/dev/null) || continue
 		case $exe in
 		# any build (another PGW_CACHE_DIR too); the state dir in its command line makes it this cluster's
-		*/etcd | */kube-apiserver | */kube-controller-manager | */kube-scheduler | */kwok | */gateway-webhook) ;;
+		*/etcd | */kube-apiserver | */kube-controller-manager | */kube-scheduler | */kwok | */gateway-admision-controller) ;;
 		*) continue ;;
 		esac
 		cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
@@ -574,6 +657,7 @@ export PGW_CLUSTER_STATE_DIR=$STATE
 export PGW_GATEWAY_WEBHOOK_FOO_URL=https://$HOST:$WEBHOOK_FOO_PORT/wh/mutating/setgateway
 export PGW_GATEWAY_WEBHOOK_BAR_URL=https://$HOST:$WEBHOOK_BAR_PORT/wh/mutating/setgateway
 export PGW_GATEWAY_WEBHOOK_CA_FILE=$PKI/webhook-ca.crt
+export CLOUDEVENTS_CLI=$CE_BIN_DIR/cloudevents
 EOF
 }
 

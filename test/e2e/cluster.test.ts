@@ -110,7 +110,8 @@ function assertRoutedBy(p: any, gw: "foo" | "bar") {
   assert.equal(sidecars.length, 1, "exactly one gateway-sidecar container");
   for (const c of [inits[0], sidecars[0]]) {
     const e = env(c);
-    assert.equal(e.gateway, `${gw}-pod-gateway.gateways.svc.cluster.local`);
+    // the gateway Service of chart >= 7.0.3 (release <gw>, namespace gateways): "<fullname>-main"
+    assert.equal(e.gateway, `${gw}-pod-gateway-main.gateways.svc.cluster.local`);
     assert.ok(!JSON.stringify(c).includes(`${other}-pod-gateway`), `${c.name} carries nothing of ${other}`);
     assert.deepEqual(c.securityContext.capabilities.add, ["NET_ADMIN", "NET_RAW"]);
   }
