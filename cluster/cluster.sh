@@ -660,7 +660,7 @@ cmd_status() {
 			state="stopped"
 			rc=3
 		fi
-		printf '%-20s %s\n' "$c" "$state"
+		printf '%-24s %s\n' "$c" "$state"
 	done
 	return $rc
 }

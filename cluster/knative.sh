@@ -108,11 +108,11 @@ knative_args_of() {
 		-route="*-kn-channel.*.$svc=$HOST:$KN_DISPATCHER_PORT" \
 		-route="kubernetes.default.$svc=$HOST:$APISERVER_PORT" \
 		-route="kubernetes.default.svc=$HOST:$APISERVER_PORT" \
-		-out="$HOST:$KN_WEBHOOK_PORT=${KN_NETNS_PREFIX}kn-webhook:127.0.0.1:8443" \
-		-out="$HOST:$KN_IMC_WEBHOOK_PORT=${KN_NETNS_PREFIX}kn-imc-controller:127.0.0.1:8443" \
+		-out="$HOST:$KN_WEBHOOK_PORT=${KN_NETNS_PREFIX}webhook:127.0.0.1:8443" \
+		-out="$HOST:$KN_IMC_WEBHOOK_PORT=${KN_NETNS_PREFIX}imc-controller:127.0.0.1:8443" \
 		-out="$HOST:$KN_SINK_PORT=${KN_NETNS_PREFIX}sink:127.0.0.1:8080"
 	for c in "${KN_NETNS_COMPONENTS[@]}"; do
-		printf '%s\n' -in="$KN_NETNS_PREFIX$c:127.0.0.1:$APISERVER_PORT=$HOST:$APISERVER_PORT"
+		printf '%s\n' -in="$KN_NETNS_PREFIX${c#kn-}:127.0.0.1:$APISERVER_PORT=$HOST:$APISERVER_PORT"
 	done
 }
 
@@ -132,7 +132,7 @@ knative_sa_of() {
 knative_launcher() {
 	local c=$1
 	[ "$c" = kn-net ] && return 0
-	case " ${KN_NETNS_COMPONENTS[*]} " in *" $c "*) printf '%s\n' ip netns exec "$KN_NETNS_PREFIX$c" ;; esac
+	case " ${KN_NETNS_COMPONENTS[*]} " in *" $c "*) printf '%s\n' ip netns exec "$KN_NETNS_PREFIX${c#kn-}" ;; esac
 	printf '%s\n' env -i "PATH=/usr/bin:/bin" "KUBECONFIG=$KCFG_DIR/$c.kubeconfig" \
 		SYSTEM_NAMESPACE=$KN_NS POD_NAME="$c" CONTAINER_NAME="${c#kn-}" \
 		CONFIG_LOGGING_NAME=config-logging CONFIG_OBSERVABILITY_NAME=config-observability \
@@ -154,45 +154,56 @@ knative_launcher() {
 	esac
 }
 
+# the data plane answers its health path only to a kubelet's User-Agent
 knative_healthy() {
 	local c=$1
 	case $c in
 	kn-net) curl -fsS --max-time 2 "http://$HOST:$KN_PROXY_PORT/healthz" >/dev/null 2>&1 ;;
-	kn-ingress) curl -fsS --max-time 2 "http://$HOST:$KN_INGRESS_PORT/healthz" >/dev/null 2>&1 ;;
-	kn-filter) curl -fsS --max-time 2 "http://$HOST:$KN_FILTER_PORT/healthz" >/dev/null 2>&1 ;;
-	kn-dispatcher) curl -fsS --max-time 2 "http://$HOST:$KN_DISPATCHER_PORT/healthz" >/dev/null 2>&1 ;;
-	*) ip netns exec "$KN_NETNS_PREFIX$c" curl -fsS --max-time 2 "http://127.0.0.1:8080/readiness" >/dev/null 2>&1 ;;
+	kn-ingress) curl -fsS --max-time 2 -A kube-probe/1 "http://$HOST:$KN_INGRESS_PORT/healthz" >/dev/null 2>&1 ;;
+	kn-filter) curl -fsS --max-time 2 -A kube-probe/1 "http://$HOST:$KN_FILTER_PORT/healthz" >/dev/null 2>&1 ;;
+	kn-dispatcher) curl -fsS --max-time 2 -A kube-probe/1 "http://$HOST:$KN_DISPATCHER_PORT/healthz" >/dev/null 2>&1 ;;
+	*) ip netns exec "$KN_NETNS_PREFIX${c#kn-}" curl -fsS --max-time 2 "http://127.0.0.1:8080/readiness" >/dev/null 2>&1 ;;
 	esac
 }
 
 # ---------------------------------------------------------------- objects
-KN_CFG=""
-knative_manifests() {
-	local cfg=$KNATIVE_SRC/config ns="      namespace: $KN_NS"
-	# CRDs, namespace, ServiceAccounts, RBAC, ConfigMaps
-	cat "$cfg"/core/*.yaml "$cfg"/core/resources/*.yaml "$cfg"/core/roles/*.yaml "$cfg"/core/configmaps/*.yaml \
+# Eventing's own files from config/, as kubectl -f arguments
+knative_manifest_args() {
+	local cfg=$KNATIVE_SRC/config f
+	for f in "$cfg"/core/*.yaml "$cfg"/core/resources/*.yaml "$cfg"/core/roles/*.yaml "$cfg"/core/configmaps/*.yaml \
 		"$cfg"/channels/in-memory-channel/*.yaml "$cfg"/channels/in-memory-channel/resources/*.yaml \
 		"$cfg"/channels/in-memory-channel/roles/*.yaml "$cfg"/channels/in-memory-channel/configmaps/*.yaml \
-		"$cfg"/brokers/mt-channel-broker/roles/*.yaml | knative_docs
+		"$cfg"/brokers/mt-channel-broker/roles/*.yaml \
+		"$cfg"/brokers/mt-channel-broker/deployments/broker-{ingress,filter}.yaml \
+		"$cfg"/channels/in-memory-channel/deployments/dispatcher{,-service}.yaml; do
+		# Deployments and Services of the data plane are applied so that kwok reports ready endpoints and an
+		# Available dispatcher (the reconcilers wait for them); the real processes serve on the host.
+		# the export turned symlinks into files holding the link target
+		grep -q : "$f" || f=$(realpath -m "$(dirname "$f")/$(cat "$f")")
+		printf '%s\n' -f "$f"
+	done
+}
+
+# what config/ needs changed here, as one stream
+knative_local_manifests() {
+	local cfg=$KNATIVE_SRC/config ns="      namespace: $KN_NS" f s
 	# the webhooks: the API server reaches them through knative-net's forwards (ExternalName 127.0.0.1)
-	cat "$cfg"/core/webhooks/*.yaml | sed "s|^$ns\$|&\n      port: $KN_WEBHOOK_PORT|" | knative_docs
-	cat "$cfg"/channels/in-memory-channel/webhooks/*.yaml | sed "s|^$ns\$|&\n      port: $KN_IMC_WEBHOOK_PORT|" | knative_docs
-	local s
+	for f in "$cfg"/core/webhooks/*.yaml; do
+		echo "---"
+		sed "s|^$ns\$|&\n      port: $KN_WEBHOOK_PORT|" "$f"
+	done
+	for f in "$cfg"/channels/in-memory-channel/webhooks/*.yaml; do
+		echo "---"
+		sed "s|^$ns\$|&\n      port: $KN_IMC_WEBHOOK_PORT|" "$f"
+	done
 	for s in eventing-webhook inmemorychannel-webhook; do
 		printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\nspec: {type: ExternalName, externalName: %s}\n' "$s" "$KN_NS" "$HOST"
 	done
-	# Deployments and Services of the data plane, so that kwok reports ready endpoints and an
-	# Available dispatcher (the reconcilers wait for them); the real processes serve on the host.
-	cat "$cfg"/brokers/mt-channel-broker/deployments/broker-{ingress,filter}.yaml \
-		"$cfg"/channels/in-memory-channel/deployments/dispatcher{,-service}.yaml | knative_docs
 	# one long-lived token per ServiceAccount the processes run as
 	for s in eventing-webhook eventing-controller imc-controller mt-broker-ingress mt-broker-filter imc-dispatcher; do
 		printf -- '---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: %s-local-token\n  namespace: %s\n  annotations: {kubernetes.io/service-account.name: %s}\ntype: kubernetes.io/service-account-token\n' "$s" "$KN_NS" "$s"
 	done
 }
-
-# normalise concatenated files into one multi-document stream
-knative_docs() { awk 'FNR==1 && NR>1 {print "---"} {print}' | sed -e '/^---\s*$/{N;/^---\s*\n---/D}'; }
 
 knative_kubeconfigs() {
 	local c sa token deadline=$((SECONDS + 60))
@@ -227,7 +238,7 @@ EOK
 knative_netns() {
 	local c n
 	for c in "${KN_NETNS_COMPONENTS[@]}" sink; do
-		n=$KN_NETNS_PREFIX$c
+		n=$KN_NETNS_PREFIX${c#kn-}
 		[ -e "/run/netns/$n" ] || ip netns add "$n"
 		ip -n "$n" link set lo up
 	done
@@ -241,7 +252,10 @@ knative_up() {
 		die "port $KN_DISPATCHER_PORT is in use: Knative's IMC dispatcher needs it (and 8443)"
 	fi
 	knative_netns
-	knative_manifests | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
+	local -a files
+	mapfile -t files < <(knative_manifest_args)
+	kc apply --server-side --force-conflicts --field-manager=pgw-cluster "${files[@]}" >/dev/null
+	knative_local_manifests | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
 	kc wait --for=condition=Established --timeout=60s crd/brokers.eventing.knative.dev crd/triggers.eventing.knative.dev \
 		crd/inmemorychannels.messaging.knative.dev crd/subscriptions.messaging.knative.dev >/dev/null
 	knative_kubeconfigs
@@ -268,7 +282,7 @@ knative_up() {
 knative_down() {
 	local c n pid
 	for c in "${KN_NETNS_COMPONENTS[@]}" sink; do
-		n=$KN_NETNS_PREFIX$c
+		n=$KN_NETNS_PREFIX${c#kn-}
 		[ -e "/run/netns/$n" ] || continue
 		for pid in $(ip netns pids "$n" 2>/dev/null); do
 			log "stopping stray process $pid in netns $n"
