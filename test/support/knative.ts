@@ -177,5 +177,8 @@ export async function startProvisioner(env: Record<string, string> = {}, audienc
   const service = await startService({ ...shipped, KUBECONFIG: kubeconfig, ...env });
   rmSync(dir, { recursive: true, force: true }); // read at start-up
   setServiceAddress(PROVISIONER, service.url, audience);
+  // the Trigger follows the address (a replaced provisioner has a new port)
+  await waitFor("the Trigger to deliver to the provisioner", async () =>
+    kubectl("get", "triggers.eventing.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.subscriberUri}") === service.url);
   return service;
 }
