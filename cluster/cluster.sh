@@ -53,6 +53,7 @@ ensure_prereqs() {
 	command -v flock >/dev/null || missing+=(util-linux)
 	command -v setsid >/dev/null || missing+=(util-linux)
 	command -v sha256sum >/dev/null || missing+=(coreutils)
+	command -v ip >/dev/null || missing+=(iproute2) # Knative's network namespaces
 	if ((${#missing[@]})); then
 		log "installing missing packages: ${missing[*]}"
 		local sudo=""

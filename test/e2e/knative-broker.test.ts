@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
 import {
   applyDeploy,
+  awaitDelivery,
   CLIENT_NS,
   PLAYER,
   PROVISIONER,
@@ -43,6 +44,7 @@ describe("through the real Knative broker (deploy/ as shipped)", () => {
     await waitReady("brokers.eventing.knative.dev", "default");
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
     await waitReady("triggers.eventing.knative.dev", PLAYER);
+    await awaitDelivery(sink);
   });
 
   after(async () => {

@@ -12,6 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { adminClient, getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
 import {
   applyDeploy,
+  awaitDelivery,
   CLIENT_NS,
   kubectl,
   PLAYER,
@@ -83,6 +84,7 @@ describe("Knative OIDC sender authentication through the real broker", () => {
       path: `/api/v1/namespaces/${SERVICE_NS}/serviceaccounts/${SENDER}/token`,
       body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { audiences: [brokerAudience], expirationSeconds: 600 } },
     })).status.token;
+    await awaitDelivery(sink, brokerToken);
   });
 
   after(async () => {

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { cluster, clusterKubeconfig, listPods, repo, waitFor } from "../support/cluster.ts";
 import {
   applyDeploy,
+  awaitDelivery,
   CLIENT_NS,
   PLAYER,
   PROVISIONER,
@@ -43,6 +44,7 @@ describe("Knative retries through the real broker", () => {
     await waitReady("brokers.eventing.knative.dev", "default");
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
     await waitReady("triggers.eventing.knative.dev", PLAYER);
+    await awaitDelivery(sink);
   });
 
   after(async () => {

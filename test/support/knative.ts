@@ -182,3 +182,18 @@ export async function startProvisioner(env: Record<string, string> = {}, audienc
     kubectl("get", "triggers.eventing.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.subscriberUri}") === service.url);
   return service;
 }
+
+/**
+ * Waits until the broker really delivers: a Trigger turns Ready a moment before the in-memory channel's
+ * dispatcher has its subscribers, and an event arriving in between is accepted (202) and dropped. A probe event
+ * goes to the unfiltered cloudevents-player Trigger, i.e. the sink, until one arrives.
+ */
+export async function awaitDelivery(sink: Sink, token?: string): Promise<void> {
+  let n = 0;
+  const probe = `probe-${Date.now().toString(36)}`;
+  await waitFor("the broker to deliver a probe event to the sink", async () => {
+    await (await sendToBroker({ id: `${probe}-${n++}`, source: "/e2e/probe", type: "io.podgateway.e2e.probe", data: {} }, token)).body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return (await sink.events()).some((e) => e.ContextAttributes.id.startsWith(probe));
+  }, 60_000);
+}
