@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
+import { cluster, getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
 import {
   applyDeploy,
   awaitDelivery,
@@ -62,6 +62,13 @@ describe("through the real Knative broker (deploy/ as shipped)", () => {
     });
     return found!;
   };
+
+  test("`cluster status` reports every Knative Eventing component running", () => {
+    const status = cluster("status");
+    for (const c of ["kn-net", "kn-webhook", "kn-controller", "kn-mt-broker-controller", "kn-imc-controller", "kn-ingress", "kn-filter", "kn-dispatcher"]) {
+      assert.match(status, new RegExp(`^${c}\\s+running \\(pid \\d+\\)$`, "m"));
+    }
+  });
 
   test("pending for gateway foo → scheduling.done at the sink, the pod routed by foo's webhook", async () => {
     const id = `kn-done-${run}`;

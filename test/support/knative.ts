@@ -55,7 +55,7 @@ export async function applyDeploy(): Promise<void> {
   await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
     !/Terminating/.test(kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found",
       "-o", "jsonpath={.items[*].status.phase}")), 120_000);
-  kubectl("apply", "--server-side", "--field-manager=e2e-knative", ...DEPLOY_FILES.flatMap((f) => ["-f", join(repo, "deploy", f)]));
+  kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", ...DEPLOY_FILES.flatMap((f) => ["-f", join(repo, "deploy", f)]));
 }
 
 /** Deletes what applyDeploy created (namespaces first: their contents go with them). */
