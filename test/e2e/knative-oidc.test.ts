@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { type AddressInfo, createServer } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { adminClient, getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
+import { adminClient, cluster, getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
 import {
   applyDeploy,
   awaitDelivery,
@@ -52,6 +52,12 @@ describe("Knative OIDC sender authentication through the real broker", () => {
   const run = Date.now().toString(36);
 
   before(async () => {
+    // The filter and dispatcher cache the tokens they mint per ServiceAccount name for an hour; an earlier run's
+    // namespaces had ServiceAccounts of the same names (now deleted, so their tokens are refused): start afresh.
+    for (const c of ["kn-filter", "kn-dispatcher"]) {
+      cluster("stop", c);
+      cluster("start", c);
+    }
     setOidc("enabled");
     await applyDeploy();
     sink = await startSink();
