@@ -11,19 +11,12 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { cluster, getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
 import {
-  applyDeploy,
-  awaitDelivery,
   CLIENT_NS,
-  PLAYER,
-  PROVISIONER,
-  removeDeploy,
+  type Flow,
   sendToBroker,
-  setServiceAddress,
   type Sink,
   type SinkEvent,
-  startProvisioner,
-  startSink,
-  waitReady,
+  startFlow,
 } from "../support/knative.ts";
 import type { RunningService } from "../support/service.ts";
 
@@ -32,26 +25,16 @@ const DONE = "io.podgateway.client.scheduling.done";
 const FAILED = "io.podgateway.client.scheduling.failed";
 
 describe("through the real Knative broker (deploy/ as shipped)", () => {
+  let flow: Flow;
   let service: RunningService;
   let sink: Sink;
   const run = Date.now().toString(36);
 
   before(async () => {
-    await applyDeploy();
-    sink = await startSink();
-    setServiceAddress(PLAYER, sink.url);
-    service = await startProvisioner();
-    await waitReady("brokers.eventing.knative.dev", "default");
-    await waitReady("triggers.eventing.knative.dev", PROVISIONER);
-    await waitReady("triggers.eventing.knative.dev", PLAYER);
-    await awaitDelivery(sink);
+    flow = await startFlow();
+    ({ service, sink } = flow);
   });
-
-  after(async () => {
-    await service?.stop();
-    await sink?.stop();
-    removeDeploy();
-  });
+  after(() => flow?.stop());
 
   /** The result at the sink that answers request `id` (the provisioner's causationid extension). */
   const resultFor = async (id: string): Promise<SinkEvent> => {

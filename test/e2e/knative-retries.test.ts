@@ -12,46 +12,28 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { cluster, clusterKubeconfig, listPods, repo, waitFor } from "../support/cluster.ts";
 import {
-  applyDeploy,
-  awaitDelivery,
   CLIENT_NS,
-  PLAYER,
-  PROVISIONER,
-  removeDeploy,
+  type Flow,
   sendToBroker,
-  setServiceAddress,
   type Sink,
+  startFlow,
   startProvisioner,
-  startSink,
-  waitReady,
 } from "../support/knative.ts";
-import type { RunningService } from "../support/service.ts";
 
 const OUTAGE_EVENTS = Number(process.env.PGW_KNATIVE_OUTAGE_EVENTS ?? 500);
 const BURST_EVENTS = Number(process.env.PGW_KNATIVE_BURST_EVENTS ?? 200);
 const DONE = "io.podgateway.client.scheduling.done";
 
 describe("Knative retries through the real broker", () => {
-  let service: RunningService | undefined;
+  let flow: Flow;
   let sink: Sink;
   const run = Date.now().toString(36);
 
   before(async () => {
-    await applyDeploy();
-    sink = await startSink(OUTAGE_EVENTS * 2 + BURST_EVENTS * 2 + 100);
-    setServiceAddress(PLAYER, sink.url);
-    service = await startProvisioner();
-    await waitReady("brokers.eventing.knative.dev", "default");
-    await waitReady("triggers.eventing.knative.dev", PROVISIONER);
-    await waitReady("triggers.eventing.knative.dev", PLAYER);
-    await awaitDelivery(sink);
+    flow = await startFlow(OUTAGE_EVENTS * 2 + BURST_EVENTS * 2 + 100);
+    sink = flow.sink;
   });
-
-  after(async () => {
-    await service?.stop();
-    await sink?.stop();
-    removeDeploy();
-  });
+  after(() => flow?.stop());
 
   /** Sends the events for gateway foo (at most 100 requests open at once); returns the ids the broker refused. */
   const send = async (ids: string[]): Promise<string[]> => {
@@ -93,8 +75,8 @@ describe("Knative retries through the real broker", () => {
     // This provisioner runs as cluster admin, like the fault tests: right after an API server restart, RBAC
     // can deny a ServiceAccount for a moment (seen: 403 "cannot create resource pods"), which the provisioner
     // rightly treats as permanent (a failed event); with its admin identity only the outage itself is tested.
-    await service?.stop();
-    service = await startProvisioner({ KUBECONFIG: clusterKubeconfig(), PORT: new URL(service!.url).port });
+    await flow.service.stop();
+    const service = flow.service = await startProvisioner({ KUBECONFIG: clusterKubeconfig(), PORT: new URL(flow.service.url).port });
     const before = await podCount();
     cluster("stop", "apiserver");
     // The in-memory channel delivers synchronously: the ingress answers once the Trigger's retries are done,
@@ -114,9 +96,9 @@ describe("Knative retries through the real broker", () => {
 
   test(`a burst of ${BURST_EVENTS} with --max-in-flight 4: all provisioned (429s retried by Knative, the rest by the sender)`, async (t) => {
     // same port: the Knative Service's address, and so the Trigger, stay as they are
-    const port = new URL(service!.url).port;
-    await service?.stop();
-    service = await startProvisioner({ MAX_IN_FLIGHT: "4", PORT: port });
+    const port = new URL(flow.service.url).port;
+    await flow.service.stop();
+    const service = flow.service = await startProvisioner({ MAX_IN_FLIGHT: "4", PORT: port });
     const before = await podCount();
     const ids = idsFor("kn-burst", BURST_EVENTS);
     // The in-memory channel is synchronous: an event whose Trigger retries run out (6, ~31 s) is refused to

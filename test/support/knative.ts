@@ -197,3 +197,42 @@ export async function awaitDelivery(sink: Sink, token?: string): Promise<void> {
     return (await sink.events()).some((e) => e.ContextAttributes.id.startsWith(probe));
   }, 60_000);
 }
+
+/** The seed's flow, ready: deploy/ applied, the sink in the cloudevents-player's place, the provisioner running. */
+export interface Flow {
+  sink: Sink;
+  /** Replaceable (a test may restart the provisioner); stop() stops whichever runs then. */
+  service: RunningService;
+  stop: () => Promise<void>;
+}
+
+/** Sets up the flow and waits until the broker delivers; `history`: how many events the sink keeps. */
+export async function startFlow(history?: number): Promise<Flow> {
+  await applyDeploy();
+  let sink: Sink | undefined;
+  let service: RunningService | undefined;
+  try {
+    sink = await startSink(history);
+    setServiceAddress(PLAYER, sink.url);
+    service = await startProvisioner();
+    await waitReady("brokers.eventing.knative.dev", "default");
+    await waitReady("triggers.eventing.knative.dev", PROVISIONER);
+    await waitReady("triggers.eventing.knative.dev", PLAYER);
+    await awaitDelivery(sink);
+  } catch (error) {
+    await service?.stop();
+    await sink?.stop();
+    removeDeploy();
+    throw error;
+  }
+  const flow: Flow = {
+    sink,
+    service,
+    stop: async () => {
+      await flow.service.stop();
+      await sink.stop();
+      removeDeploy();
+    },
+  };
+  return flow;
+}
