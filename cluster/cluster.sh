@@ -132,6 +132,7 @@ kwok_stages() {
 
 build_all() {
 	ensure_prereqs
+	knative_warn_missing
 	mkdir -p "$BIN_ROOT"
 	compute_bin_dirs
 	local done_all=1 d

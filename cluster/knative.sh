@@ -70,7 +70,13 @@ KN_NETNS_PREFIX=pgw-kn-
 KN_NETNS_COMPONENTS=(kn-webhook kn-controller kn-mt-broker-controller kn-imc-controller)
 KNET_BIN_DIR=""
 
-knative_enabled() { [ "${PGW_KNATIVE:-1}" != 0 ]; }
+# PGW_KNATIVE=0 turns it off; so do missing sources (with a warning from knative_build_all's caller)
+knative_enabled() { [ "${PGW_KNATIVE:-1}" != 0 ] && [ -f "$KNATIVE_SRC/go.mod" ]; }
+knative_warn_missing() {
+	[ "${PGW_KNATIVE:-1}" != 0 ] && [ ! -f "$KNATIVE_SRC/go.mod" ] &&
+		log "warning: no Knative Eventing sources in $KNATIVE_SRC (set PGW_KNATIVE_SRC): Knative left out"
+	return 0
+}
 
 knative_bin_dirs() {
 	knative_bin_dir
@@ -281,6 +287,14 @@ knative_up() {
 # after the processes are stopped: processes left in our namespaces, then the namespaces
 knative_down() {
 	local c n pid
+	# started while Knative was on (PGW_KNATIVE=0 now, or its sources gone): still ours to stop
+	for c in "${KNATIVE_COMPONENTS[@]}"; do
+		if pid=$(pid_of "$c"); then
+			stop_pid "$pid" 2
+			log "$c stopped"
+		fi
+		rm -f "$PIDS/$c.pid"
+	done
 	for c in "${KN_NETNS_COMPONENTS[@]}" sink; do
 		n=$KN_NETNS_PREFIX${c#kn-}
 		[ -e "/run/netns/$n" ] || continue
