@@ -1,6 +1,6 @@
 # Knative Eventing on the local cluster, sourced by cluster.sh (uses its log/die/kc/go_build/...).
 # Built from ../shared/vendor/knative-eventing; see cluster/README.md "Knative Eventing".
-KNATIVE_SRC=${PGW_KNATIVE_SRC:-$ROOT/../shared/vendor/knative-eventing}
+KNATIVE_SRC=${PGW_KNATIVE_SRC:-${PGW_VENDOR_DIR:-$ROOT/../shared/vendor}/knative-eventing}
 KNATIVE_CMDS=(controller broker/ingress broker/filter in_memory/channel_controller in_memory/channel_dispatcher
 	mtchannel_broker webhook jobsink)
 KNATIVE_BIN_DIR=""
@@ -35,7 +35,8 @@ knative_build() {
 }
 
 # The conformance CLI (`cloudevents listen` is the tests' event sink), built in a copy of its sources.
-CE_CLI_SRC=${PGW_CONFORMANCE_SRC:-$ROOT/../shared/vendor/cloudevents-conformance}
+# (Branch h10a builds the same CLI in cluster.sh and exports the same CLOUDEVENTS_CLI: keep one of the two.)
+CE_CLI_SRC=${PGW_VENDOR_DIR:-$ROOT/../shared/vendor}/cloudevents-conformance
 CE_CLI_BIN_DIR=""
 cloudevents_cli_bin_dir() {
 	CE_CLI_BIN_DIR=$BIN_ROOT/cloudevents-conformance-$({
@@ -314,6 +315,6 @@ export PGW_KNATIVE_INGRESS_URL=http://$HOST:$KN_INGRESS_PORT
 export PGW_KNATIVE_PROXY_URL=http://$HOST:$KN_PROXY_PORT
 export PGW_KNATIVE_SINK_NETNS=${KN_NETNS_PREFIX}sink
 export PGW_KNATIVE_SINK_URL=http://$HOST:$KN_SINK_PORT
-export PGW_CLOUDEVENTS_CLI=$CE_CLI_BIN_DIR/cloudevents
+export CLOUDEVENTS_CLI=$CE_CLI_BIN_DIR/cloudevents
 EOE
 }

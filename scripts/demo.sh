@@ -28,7 +28,7 @@ address() { # service url
 
 port="${DEMO_PORT:-18080}"
 echo "--- starting the provisioner on 127.0.0.1:$port (log: $log) and the sink (log: $sinklog)"
-ip netns exec "$PGW_KNATIVE_SINK_NETNS" "$PGW_CLOUDEVENTS_CLI" listen -P 8080 >"$sinklog" 2>&1 &
+ip netns exec "$PGW_KNATIVE_SINK_NETNS" "$CLOUDEVENTS_CLI" listen -P 8080 >"$sinklog" 2>&1 &
 sink=$!
 HOST=127.0.0.1 PORT="$port" CLIENT_NAMESPACE=podgateway-clients node src/main/node.ts >"$log" 2>&1 &
 service=$!

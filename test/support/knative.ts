@@ -24,7 +24,7 @@ export interface KnativeEnv {
   PGW_KNATIVE_INGRESS_URL: string;
   PGW_KNATIVE_SINK_NETNS: string;
   PGW_KNATIVE_SINK_URL: string;
-  PGW_CLOUDEVENTS_CLI: string;
+  CLOUDEVENTS_CLI: string;
 }
 
 let cached: KnativeEnv | undefined;
@@ -35,7 +35,7 @@ export function knativeEnv(): KnativeEnv {
   if (result.status !== 0) throw new Error(`\`npm run cluster -- env\` failed: ${result.stderr}`);
   const env: Record<string, string> = {};
   for (const match of result.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!;
-  for (const key of ["KUBECONFIG", "KUBECTL", "PGW_KNATIVE_INGRESS_URL", "PGW_KNATIVE_SINK_URL", "PGW_CLOUDEVENTS_CLI"]) {
+  for (const key of ["KUBECONFIG", "KUBECTL", "PGW_KNATIVE_INGRESS_URL", "PGW_KNATIVE_SINK_URL", "CLOUDEVENTS_CLI"]) {
     if (!env[key]) throw new Error(`\`npm run cluster -- env\` printed no ${key} (Knative disabled?):\n${result.stdout}`);
   }
   cached = env as unknown as KnativeEnv;
@@ -96,7 +96,7 @@ export interface Sink {
 
 export async function startSink(history = 5000): Promise<Sink> {
   const env = knativeEnv();
-  const child: ChildProcess = spawn("ip", ["netns", "exec", env.PGW_KNATIVE_SINK_NETNS, env.PGW_CLOUDEVENTS_CLI,
+  const child: ChildProcess = spawn("ip", ["netns", "exec", env.PGW_KNATIVE_SINK_NETNS, env.CLOUDEVENTS_CLI,
     "listen", "-P", "8080", "--history", String(history)], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (chunk) => (stderr += chunk));
