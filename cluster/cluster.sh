@@ -385,13 +385,16 @@ launch_component() { # component
 	fi
 	bin=$(bin_of "$c")
 	[ -x "$bin" ] || die "$bin missing; run: npm run cluster -- build"
-	local -a args pre=()
+	local -a args
 	mapfile -t args < <(args_of "$c")
-	# a prefix command that execs the binary (network namespace, environment)
-	case $c in kn-*) mapfile -t pre < <(knative_launcher "$c") ;; esac
 	printf '\n==== %s starting %s\n' "$(date -u +%FT%TZ)" "$c" >>"$LOGS/$c.log"
+	local -a wrap=()
+	case $c in
+	# in its network namespace, with its environment (cluster/knative.sh); ip netns and env exec the binary
+	kn-*) mapfile -t wrap < <(knative_launcher "$c") ;;
+	esac
 	# close the lock descriptors so the long-running process does not hold the locks
-	setsid "${pre[@]}" "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
+	setsid "${wrap[@]}" "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
 	pid=$!
 	echo "$pid" >"$PIDS/$c.pid"
 	# the background child is bash until it has exec'ed the binary: wait for that
