@@ -50,11 +50,11 @@ export function kubectl(...args: string[]): string {
   return result.stdout;
 }
 
-/** Applies deploy/ as shipped (after a previous run's namespaces have finished terminating). */
+/** Applies deploy/ as shipped, into fresh namespaces (an earlier run's, or the demo's, are deleted first). */
 export async function applyDeploy(): Promise<void> {
+  removeDeploy();
   await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
-    !/Terminating/.test(kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found",
-      "-o", "jsonpath={.items[*].status.phase}")), 120_000);
+    kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", 180_000);
   kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", ...DEPLOY_FILES.flatMap((f) => ["-f", join(repo, "deploy", f)]));
 }
 
@@ -176,10 +176,16 @@ export async function startProvisioner(env: Record<string, string> = {}, audienc
   );
   const service = await startService({ ...shipped, KUBECONFIG: kubeconfig, ...env });
   rmSync(dir, { recursive: true, force: true }); // read at start-up
-  setServiceAddress(PROVISIONER, service.url, audience);
-  // the Trigger follows the address (a replaced provisioner has a new port)
-  await waitFor("the Trigger to deliver to the provisioner", async () =>
-    kubectl("get", "triggers.eventing.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.subscriberUri}") === service.url);
+  try {
+    setServiceAddress(PROVISIONER, service.url, audience);
+    // The Trigger must deliver here. It picks up a Service's first address, but was not seen to follow a
+    // changed one: a replaced provisioner keeps its port (PORT), and applyDeploy starts from fresh namespaces.
+    await waitFor("the Trigger to deliver to the provisioner", async () =>
+      kubectl("get", "triggers.eventing.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.subscriberUri}") === service.url);
+  } catch (error) {
+    await service.stop();
+    throw error;
+  }
   return service;
 }
 
