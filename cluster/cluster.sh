@@ -42,6 +42,9 @@ WEBHOOK_BAR_PORT=${PGW_WEBHOOK_BAR_PORT:-18444}
 API_URL=https://$HOST:$APISERVER_PORT
 
 COMPONENTS=(etcd apiserver webhook-foo webhook-bar controller-manager scheduler kwok)
+# Knative Eventing (cluster/knative.sh); PGW_KNATIVE=0 leaves it out
+source "$CLUSTER_SRC/knative.sh"
+knative_enabled && COMPONENTS+=("${KNATIVE_COMPONENTS[@]}")
 NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
@@ -117,6 +120,7 @@ compute_bin_dirs() {
 	WEBHOOK_BIN_DIR=$BIN_ROOT/gateway-admision-controller-$(tree_key "$(declare -f build_webhook) $WEBHOOK_CLIENT_GO" \
 		"$VENDOR/gateway-admision-controller" "$VENDOR/kubewebhook")
 	CE_BIN_DIR=$BIN_ROOT/cloudevents-conformance-$(tree_key "$(declare -f build_cloudevents)" "$VENDOR/cloudevents-conformance")
+	knative_bin_dirs
 }
 
 go_build() { # out-dir module-dir ldflags pkgs...
@@ -187,6 +191,7 @@ kwok_stages() {
 
 build_all() {
 	ensure_prereqs
+	knative_warn_missing
 	mkdir -p "$BIN_ROOT"
 	compute_bin_dirs
 	local done_all=1 d
@@ -194,6 +199,7 @@ build_all() {
 		[ -f "$d/.complete" ] || done_all=0
 	done
 	[ -s "$KWOK_BIN_DIR/stages.yaml" ] || done_all=0
+	knative_enabled && { [ -f "$KNATIVE_BIN_DIR/.complete" ] && [ -f "$KNET_BIN_DIR/.complete" ] || done_all=0; }
 	((done_all)) && return 0
 	exec 8>"$BIN_ROOT/.build-lock"
 	flock 8
@@ -206,6 +212,7 @@ build_all() {
 	go_build "$K8S_BIN_DIR" "$CLUSTER_SRC/build/kubernetes" "$(k8s_ldflags)" \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+	knative_enabled && knative_build_all
 	flock -u 8
 }
 
@@ -323,12 +330,14 @@ bin_of() {
 	scheduler) echo "$K8S_BIN_DIR/kube-scheduler" ;;
 	kwok) echo "$KWOK_BIN_DIR/kwok" ;;
 	webhook-foo | webhook-bar) echo "$WEBHOOK_BIN_DIR/gateway-admision-controller" ;;
+	kn-*) knative_bin_of "$1" ;;
 	*) die "unknown component '$1' (known: ${COMPONENTS[*]})" ;;
 	esac
 }
 
 args_of() {
 	case $1 in
+	kn-*) knative_args_of "$1" ;;
 	etcd)
 		printf '%s\n' --name=pgw --data-dir="$STATE/etcd" \
 			--listen-client-urls="http://$HOST:$ETCD_CLIENT_PORT" --advertise-client-urls="http://$HOST:$ETCD_CLIENT_PORT" \
@@ -420,6 +429,7 @@ healthy() {
 	kwok) curl -fsS --max-time 2 "http://$HOST:$KWOK_PORT/healthz" >/dev/null 2>&1 ;;
 	webhook-foo) curl -fsS --max-time 2 --cacert "$PKI/webhook-ca.crt" "https://$HOST:$WEBHOOK_FOO_PORT/wh/health" >/dev/null 2>&1 ;;
 	webhook-bar) curl -fsS --max-time 2 --cacert "$PKI/webhook-ca.crt" "https://$HOST:$WEBHOOK_BAR_PORT/wh/health" >/dev/null 2>&1 ;;
+	kn-*) knative_healthy "$c" ;;
 	esac
 }
 
@@ -459,6 +469,8 @@ launch_component() { # component
 	# unshare and sh exec, so the pid stays the binary's
 	webhook-*) wrap=(unshare "$UNSHARE_MOUNT" sh -c 'mount --bind "$1" /etc/resolv.conf && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"' \
 		sh "$STATE/webhook-etc/resolv.conf" "$STATE/webhook-etc/hosts-${c#webhook-}") ;;
+	# in its network namespace, with its environment (cluster/knative.sh); ip netns and env exec the binary
+	kn-*) mapfile -t wrap < <(knative_launcher "$c") ;;
 	esac
 	# close the lock descriptors so the long-running process does not hold the locks
 	setsid "${wrap[@]}" "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
@@ -512,7 +524,8 @@ stop_pid() { # pid [grace-seconds]
 
 # kube-apiserver stops listening at once on SIGTERM but then lingers ~10s over open watch
 # connections; 3s is plenty for it to finish its in-flight requests.
-grace_of() { if [ "$1" = apiserver ]; then echo 3; else echo 10; fi; }
+# Knative's controllers drain 45 s on SIGTERM; they keep no state worth waiting for.
+grace_of() { case $1 in apiserver) echo 3 ;; kn-*) echo 2 ;; *) echo 10 ;; esac; }
 
 stop_component() {
 	local c=$1 pid
@@ -626,7 +639,11 @@ EOF
 
 bootstrap() {
 	local -a crds=()
-	if compgen -G "$KNATIVE_CRDS_DIR/*.yaml" >/dev/null; then
+	if knative_enabled && compgen -G "$KNATIVE_CRDS_DIR/serving-*.yaml" >/dev/null; then
+		# Eventing's CRDs come from its config/ (knative_up); only Serving's from here
+		local f
+		for f in "$KNATIVE_CRDS_DIR"/serving-*.yaml; do crds+=(-f "$f"); done
+	elif compgen -G "$KNATIVE_CRDS_DIR/*.yaml" >/dev/null; then
 		crds=(-f "$KNATIVE_CRDS_DIR")
 	else
 		log "warning: no Knative CRDs found in $KNATIVE_CRDS_DIR; skipped"
@@ -659,6 +676,7 @@ export PGW_GATEWAY_WEBHOOK_BAR_URL=https://$HOST:$WEBHOOK_BAR_PORT/wh/mutating/s
 export PGW_GATEWAY_WEBHOOK_CA_FILE=$PKI/webhook-ca.crt
 export CLOUDEVENTS_CLI=$CE_BIN_DIR/cloudevents
 EOF
+	knative_env
 }
 
 state_lock() {
@@ -685,6 +703,7 @@ cmd_up() {
 		await_component "${rest[i]}" "${launched[i]}"
 	done
 	bootstrap
+	knative_up
 	log "cluster up in $((SECONDS - t0))s: $API_URL (kubeconfig $KUBECONFIG_PATH)"
 }
 
@@ -704,6 +723,7 @@ cmd_down() {
 		log "stopping stray process $pid"
 		stop_pid "$pid"
 	done
+	knative_down
 	# fresh etcd data next time; certificates stay cached
 	rm -rf "$STATE/etcd"
 	log "cluster down"
@@ -725,7 +745,7 @@ cmd_status() {
 			state="stopped"
 			rc=3
 		fi
-		printf '%-20s %s\n' "$c" "$state"
+		printf '%-24s %s\n' "$c" "$state"
 	done
 	return $rc
 }

@@ -7,6 +7,10 @@
  *
  * Also here: a bounded load driver, and a pod watcher that records every state a namespace's pods go through,
  * to prove that no unrouted client pod is ever scheduled and no request ever gets a second pod.
+ *
+ * The real broker is tested in test/e2e/knative-*.test.ts (API server outage, 429 bursts, OIDC); this imitation
+ * stays for the fault tests that need what a broker does not give: every attempt recorded, a fresh connection
+ * per attempt (SIGTERM), fast retries to keep large loads short.
  */
 import { request as httpRequest } from "node:http";
 import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";

@@ -1,0 +1,3 @@
+module podgateway.local/knative-net
+
+go 1.26

@@ -1,0 +1,84 @@
+/**
+ * The seed's flow end to end through the real Knative Eventing broker (cluster/knative.sh), from deploy/ as
+ * shipped: a curl-style POST with ce-* headers to the broker ingress → the provisioner's Trigger → the
+ * provisioner → its reply → the broker → the cloudevents-player Trigger → a sink (`cloudevents listen`, the
+ * real conformance CLI, in the player's place). The Knative Services' addresses are set through their status
+ * (Knative Serving does not run here): the provisioner and the sink run on this machine.
+ *
+ * Needs the local cluster with Knative (`npm run cluster -- up`). Without it the tests FAIL, they never skip.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { cluster, getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
+import {
+  CLIENT_NS,
+  type Flow,
+  sendToBroker,
+  type Sink,
+  type SinkEvent,
+  startFlow,
+} from "../support/knative.ts";
+import type { RunningService } from "../support/service.ts";
+
+const PENDING = "io.podgateway.client.pending";
+const DONE = "io.podgateway.client.scheduling.done";
+const FAILED = "io.podgateway.client.scheduling.failed";
+
+describe("through the real Knative broker (deploy/ as shipped)", () => {
+  let flow: Flow;
+  let service: RunningService;
+  let sink: Sink;
+  const run = Date.now().toString(36);
+
+  before(async () => {
+    flow = await startFlow();
+    ({ service, sink } = flow);
+  });
+  after(() => flow?.stop());
+
+  /** The result at the sink that answers request `id` (the provisioner's causationid extension). */
+  const resultFor = async (id: string): Promise<SinkEvent> => {
+    let found: SinkEvent | undefined;
+    await waitFor(`a result for ${id} at the sink`, async () => {
+      found = (await sink.events()).find((e) => e.ContextAttributes.Extensions?.causationid === id);
+      return found !== undefined;
+    });
+    return found!;
+  };
+
+  test("`cluster status` reports every Knative Eventing component running", () => {
+    const status = cluster("status");
+    for (const c of ["kn-net", "kn-webhook", "kn-controller", "kn-mt-broker-controller", "kn-imc-controller", "kn-ingress", "kn-filter", "kn-dispatcher"]) {
+      assert.match(status, new RegExp(`^${c}\\s+running \\(pid \\d+\\)$`, "m"));
+    }
+  });
+
+  test("pending for gateway foo → scheduling.done at the sink, the pod routed by foo's webhook", async () => {
+    const id = `kn-done-${run}`;
+    const response = await sendToBroker({ id, source: "/e2e/curl", type: PENDING, data: { gateway_name: "foo" } });
+    assert.equal(response.status, 202, await response.text());
+    const result = await resultFor(id);
+    assert.equal(result.ContextAttributes.type, DONE, JSON.stringify(result));
+    const data = JSON.parse(result.Data!);
+    assert.equal(result.ContextAttributes.subject, data.pod_name);
+    const pod = await getPodOrNull(CLIENT_NS, data.pod_name);
+    assert.ok(pod, `pod ${data.pod_name} exists`);
+    assert.deepEqual(routedBy(pod), ["foo"]);
+    assert.equal(pod.spec?.schedulingGates, undefined, "the gate is lifted");
+    // The sink (like the player) sees everything on the broker: the request too.
+    assert.ok((await sink.events()).some((e) => e.ContextAttributes.id === id && e.ContextAttributes.type === PENDING));
+  });
+
+  test("pending for an unknown gateway → scheduling.failed at the sink, no pod", async () => {
+    const id = `kn-failed-${run}`;
+    const response = await sendToBroker({ id, source: "/e2e/curl", type: PENDING, data: { gateway_name: "nosuchgateway" } });
+    assert.equal(response.status, 202, await response.text());
+    const result = await resultFor(id);
+    assert.equal(result.ContextAttributes.type, FAILED, JSON.stringify(result));
+    const data = JSON.parse(result.Data!);
+    assert.ok(data.reason, JSON.stringify(data));
+    if (result.ContextAttributes.subject) {
+      await waitFor("the unrouted pod to be gone", async () => (await getPodOrNull(CLIENT_NS, result.ContextAttributes.subject!)) === null);
+    }
+  });
+});

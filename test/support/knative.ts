@@ -1,0 +1,244 @@
+/**
+ * The real Knative Eventing broker of the local cluster (cluster/knative.sh), deploy/ applied to it as shipped,
+ * and a `cloudevents listen` sink (the conformance CLI) in place of the seed's cloudevents-player.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { adminClient, repo, waitFor } from "./cluster.ts";
+import { type RunningService, startService } from "./service.ts";
+
+export const SERVICE_NS = "podgateway";
+export const CLIENT_NS = "podgateway-clients";
+export const PROVISIONER = "podgateway-provisioner";
+export const PLAYER = "cloudevents-player";
+export const DEPLOY_FILES = ["namespace.yaml", "broker.yaml", "rbac.yaml", "service.yaml", "cloudevents-player.yaml"];
+
+/** What `npm run cluster -- env` says about the cluster and its Knative parts. */
+export interface KnativeEnv {
+  KUBECONFIG: string;
+  KUBECTL: string;
+  PGW_KNATIVE_INGRESS_URL: string;
+  PGW_KNATIVE_SINK_NETNS: string;
+  PGW_KNATIVE_SINK_URL: string;
+  CLOUDEVENTS_CLI: string;
+}
+
+let cached: KnativeEnv | undefined;
+/** Throws (the test fails, never skips) when the cluster or its Knative parts are not there. */
+export function knativeEnv(): KnativeEnv {
+  if (cached) return cached;
+  const result = spawnSync("bash", [join(repo, "cluster/cluster.sh"), "env"], { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`\`npm run cluster -- env\` failed: ${result.stderr}`);
+  const env: Record<string, string> = {};
+  for (const match of result.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!;
+  for (const key of ["KUBECONFIG", "KUBECTL", "PGW_KNATIVE_INGRESS_URL", "PGW_KNATIVE_SINK_URL", "CLOUDEVENTS_CLI"]) {
+    if (!env[key]) throw new Error(`\`npm run cluster -- env\` printed no ${key} (Knative disabled?):\n${result.stdout}`);
+  }
+  cached = env as unknown as KnativeEnv;
+  return cached;
+}
+
+/** Runs kubectl against the local cluster; throws with its stderr when it fails. */
+export function kubectl(...args: string[]): string {
+  const env = knativeEnv();
+  const result = spawnSync(env.KUBECTL, args, { encoding: "utf8", env: { ...process.env, KUBECONFIG: env.KUBECONFIG } });
+  if (result.status !== 0) throw new Error(`kubectl ${args.join(" ")}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Applies deploy/ as shipped, into fresh namespaces (an earlier run's, or the demo's, are deleted first). */
+export async function applyDeploy(): Promise<void> {
+  removeDeploy();
+  await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
+    kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", 180_000);
+  kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", ...DEPLOY_FILES.flatMap((f) => ["-f", join(repo, "deploy", f)]));
+}
+
+/** Deletes what applyDeploy created (namespaces first: their contents go with them). */
+export function removeDeploy(): void {
+  kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", SERVICE_NS, CLIENT_NS, "podgateway-gateways");
+}
+
+/**
+ * Knative Serving does not run here: the Knative Service's address is set through its status subresource,
+ * pointing at a process on this machine (the one stand-in left).
+ */
+export function setServiceAddress(name: string, url: string, audience?: string): void {
+  const status = { address: { url, ...(audience ? { audience } : {}) }, url, conditions: [{ type: "Ready", status: "True" }] };
+  kubectl("patch", "services.serving.knative.dev", name, "-n", SERVICE_NS, "--subresource=status", "--type=merge",
+    "-p", JSON.stringify({ status }));
+}
+
+/** Waits until a Knative object reports Ready=True. */
+export async function waitReady(resource: string, name: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(`${resource}/${name} Ready`, async () =>
+    kubectl("get", resource, name, "-n", SERVICE_NS, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}") === "True", timeoutMs);
+}
+
+/** One event as `cloudevents listen` records it. */
+export interface SinkEvent {
+  /** Extensions: names in lower case (see events()). */
+  ContextAttributes: { type: string; id: string; source: string; subject?: string; Extensions?: Record<string, string> };
+  Data?: string;
+}
+
+/** `cloudevents listen` in the sink network namespace, reachable at PGW_KNATIVE_SINK_URL. */
+export interface Sink {
+  url: string;
+  /** Every event received so far (from the listener's own /history). */
+  events: () => Promise<SinkEvent[]>;
+  stop: () => Promise<void>;
+}
+
+export async function startSink(history = 5000): Promise<Sink> {
+  const env = knativeEnv();
+  const child: ChildProcess = spawn("ip", ["netns", "exec", env.PGW_KNATIVE_SINK_NETNS, env.CLOUDEVENTS_CLI,
+    "listen", "-P", "8080", "--history", String(history)], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (chunk) => (stderr += chunk));
+  const events = async (): Promise<SinkEvent[]> => {
+    const response = await fetch(`${env.PGW_KNATIVE_SINK_URL}/history`);
+    if (!response.ok) throw new Error(`sink /history answered ${response.status}`);
+    const all = parseAllDocuments(await response.text()).map((doc) => doc.toJS() as SinkEvent).filter((e) => e?.ContextAttributes);
+    // the CLI capitalises extension names (Causationid): back to CloudEvents' lower case
+    for (const e of all) {
+      const ext = e.ContextAttributes.Extensions ?? {};
+      e.ContextAttributes.Extensions = Object.fromEntries(Object.entries(ext).map(([k, v]) => [k.toLowerCase(), String(v)]));
+    }
+    return all;
+  };
+  await waitFor("the sink to listen", async () => {
+    if (child.exitCode !== null) throw new Error(`cloudevents listen exited with ${child.exitCode}: ${stderr}`);
+    return events().then(() => true, () => false);
+  }, 15_000);
+  return {
+    url: env.PGW_KNATIVE_SINK_URL,
+    events,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = once(child, "exit");
+      process.kill(child.pid!, "SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** POSTs a binary-mode CloudEvent to the Broker's ingress the way curl would (ce-* headers). */
+export async function sendToBroker(
+  event: { id: string; source: string; type: string; data: unknown },
+  token?: string,
+): Promise<Response> {
+  const url = `${knativeEnv().PGW_KNATIVE_INGRESS_URL}/${SERVICE_NS}/default`;
+  return await fetch(url, {
+    method: "POST",
+    headers: {
+      "ce-specversion": "1.0",
+      "ce-id": event.id,
+      "ce-source": event.source,
+      "ce-type": event.type,
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify(event.data),
+  });
+}
+
+/**
+ * Runs the provisioner on this machine as deploy/service.yaml configures it (its env), authenticated with a
+ * real token of deploy/rbac.yaml's ServiceAccount, and points the Knative Service's address at it.
+ */
+export async function startProvisioner(env: Record<string, string> = {}, audience?: string): Promise<RunningService> {
+  const admin = await adminClient();
+  const request = await admin.performRequest<{ status: { token: string } }>({
+    method: "POST",
+    path: `/api/v1/namespaces/${SERVICE_NS}/serviceaccounts/${PROVISIONER}/token`,
+    body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+  });
+  const ca = readFileSync(join(repo, ".cache/cluster/pki/ca.crt"));
+  const dir = mkdtempSync(join(tmpdir(), "knative-e2e-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    "current-context": "sa",
+    clusters: [{ name: "local", cluster: { server: admin.server, "certificate-authority-data": ca.toString("base64") } }],
+    users: [{ name: PROVISIONER, user: { token: request.status.token } }],
+    contexts: [{ name: "sa", context: { cluster: "local", user: PROVISIONER } }],
+  }), { mode: 0o600 });
+  const ksvc = parseAllDocuments(readFileSync(join(repo, "deploy/service.yaml"), "utf8")).map((d) => d.toJS())
+    .find((o) => o?.kind === "Service" && String(o.apiVersion).startsWith("serving.knative.dev/"));
+  const shipped: Record<string, string> = Object.fromEntries(
+    (ksvc.spec.template.spec.containers[0].env as { name: string; value: string }[]).map((e) => [e.name, e.value]),
+  );
+  const service = await startService({ ...shipped, KUBECONFIG: kubeconfig, ...env });
+  rmSync(dir, { recursive: true, force: true }); // read at start-up
+  try {
+    setServiceAddress(PROVISIONER, service.url, audience);
+    // The Trigger must deliver here. It picks up a Service's first address, but was not seen to follow a
+    // changed one: a replaced provisioner keeps its port (PORT), and applyDeploy starts from fresh namespaces.
+    await waitFor("the Trigger to deliver to the provisioner", async () =>
+      kubectl("get", "triggers.eventing.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.subscriberUri}") === service.url);
+  } catch (error) {
+    await service.stop();
+    throw error;
+  }
+  return service;
+}
+
+/**
+ * Waits until the broker really delivers: a Trigger turns Ready a moment before the in-memory channel's
+ * dispatcher has its subscribers, and an event arriving in between is accepted (202) and dropped. A probe event
+ * goes to the unfiltered cloudevents-player Trigger, i.e. the sink, until one arrives.
+ */
+export async function awaitDelivery(sink: Sink, token?: string): Promise<void> {
+  let n = 0;
+  const probe = `probe-${Date.now().toString(36)}`;
+  await waitFor("the broker to deliver a probe event to the sink", async () => {
+    await (await sendToBroker({ id: `${probe}-${n++}`, source: "/e2e/probe", type: "io.podgateway.e2e.probe", data: {} }, token)).body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return (await sink.events()).some((e) => e.ContextAttributes.id.startsWith(probe));
+  }, 60_000);
+}
+
+/** The seed's flow, ready: deploy/ applied, the sink in the cloudevents-player's place, the provisioner running. */
+export interface Flow {
+  sink: Sink;
+  /** Replaceable (a test may restart the provisioner); stop() stops whichever runs then. */
+  service: RunningService;
+  stop: () => Promise<void>;
+}
+
+/** Sets up the flow and waits until the broker delivers; `history`: how many events the sink keeps. */
+export async function startFlow(history?: number): Promise<Flow> {
+  await applyDeploy();
+  let sink: Sink | undefined;
+  let service: RunningService | undefined;
+  try {
+    sink = await startSink(history);
+    setServiceAddress(PLAYER, sink.url);
+    service = await startProvisioner();
+    await waitReady("brokers.eventing.knative.dev", "default");
+    await waitReady("triggers.eventing.knative.dev", PROVISIONER);
+    await waitReady("triggers.eventing.knative.dev", PLAYER);
+    await awaitDelivery(sink);
+  } catch (error) {
+    await service?.stop();
+    await sink?.stop();
+    removeDeploy();
+    throw error;
+  }
+  const flow: Flow = {
+    sink,
+    service,
+    stop: async () => {
+      await flow.service.stop();
+      await sink.stop();
+      removeDeploy();
+    },
+  };
+  return flow;
+}
