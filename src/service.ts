@@ -5,10 +5,8 @@ import type { Config } from "./config.ts";
 import { parseCeOverrides } from "./events/results.ts";
 import { httpSink } from "./events/sink.ts";
 import { createLifecycle } from "./lifecycle/lifecycle.ts";
-import { inClusterClient, isInCluster } from "./kube/in-cluster.ts";
-import { kubeconfigClient, kubeconfigPath } from "./kube/kubeconfig.ts";
-import type { HttpRestClient } from "./kube/http-client.ts";
-import type { FetcherFactory, RestClient } from "./kube/rest-client.ts";
+import type { KubeConnection } from "./kube/connect.ts";
+import type { RestClient } from "./kube/rest-client.ts";
 import { jsonLogger, type Logger } from "./observability/log.ts";
 import { Metrics } from "./observability/metrics.ts";
 import type { ProvisionerOptions } from "./provision/provisioner.ts";
@@ -16,7 +14,6 @@ import type { ProvisionerOptions } from "./provision/provisioner.ts";
 /** A ready-to-serve service: the app, and how it reaches Kubernetes. */
 export interface Service {
   app: Hono;
-  kube: HttpRestClient;
   /** Where the API server is and how we authenticate, for the start-up log line (no secrets). */
   describe: string;
   /**
@@ -27,19 +24,15 @@ export interface Service {
 }
 
 /**
- * Wires the app from its configuration. Runtime-neutral: entrypoints pass their way of making TLS `fetch`es.
- * @throws Error when the kubeconfig or K_CE_OVERRIDES is unusable, before anything listens.
+ * Wires the app from its configuration. Runtime-neutral: entrypoints connect to Kubernetes (src/kube/connect.ts).
+ * @throws Error when K_CE_OVERRIDES or the options are unusable, before anything listens.
  */
-export async function createService(
+export function createService(
   config: Config,
-  fetcherFor: FetcherFactory,
+  { kube, describe }: KubeConnection,
   env: Record<string, string | undefined>,
   log: Logger = jsonLogger,
-): Promise<Service> {
-  const timeoutMs = config["kube-timeout-ms"];
-  const useInCluster = !config.kubeconfig && isInCluster(env);
-  const path = kubeconfigPath(undefined, { KUBECONFIG: config.kubeconfig });
-  const kube = useInCluster ? await inClusterClient(fetcherFor, { timeoutMs, env }) : await kubeconfigClient(path, fetcherFor, { timeoutMs });
+): Service {
 
   const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
   const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
@@ -79,8 +72,7 @@ export async function createService(
   const tracker = lifecycle.tracker;
   return {
     app,
-    kube,
-    describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})`,
+    describe,
     background: tracker && ((signal) => tracker.run(signal)),
   };
 }

@@ -13,6 +13,7 @@ step() { echo; echo "=== $*"; }
 step "typecheck"
 tsc --noEmit -p . || status=1
 deno check src/main/deno.ts || status=1
+node scripts/check-edge-core.ts || status=1
 
 step "local cluster"
 bash cluster/cluster.sh up

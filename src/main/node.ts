@@ -5,7 +5,10 @@
 import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import { undiciFetcher } from "../adapter/node.ts";
+import { setLogOutput } from "../observability/log.ts";
 import { exit, startup } from "./startup.ts";
+
+setLogOutput((text) => process.stdout.write(text));
 
 const started = await startup(process.argv.slice(2), process.env, undiciFetcher);
 const { service, config, log } = started;

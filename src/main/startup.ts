@@ -1,6 +1,7 @@
 import { type Config, loadConfig } from "../config.ts";
-import type { FetcherFactory } from "../kube/rest-client.ts";
 import process from "node:process";
+import { connectKube } from "../kube/connect.ts";
+import type { FetcherFactory } from "../kube/rest-client.ts";
 import { flushLogs, jsonLogger, type Logger } from "../observability/log.ts";
 import { createService, type Service } from "../service.ts";
 
@@ -25,8 +26,10 @@ export async function startup(args: string[], env: Record<string, string | undef
       console.log(loaded.help);
       exit(0);
     }
-    const service = await createService(loaded.config, fetcherFor, env, log);
-    return { config: loaded.config, service, log, shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS) || 25_000 };
+    const { config } = loaded;
+    const connection = await connectKube({ kubeconfig: config.kubeconfig, timeoutMs: config["kube-timeout-ms"] }, fetcherFor, env);
+    const service = createService(config, connection, env, log);
+    return { config: loaded.config, service, log, shutdownGraceMs: loaded.config["shutdown-grace-ms"] };
   } catch (error) {
     console.error(`podgateway-provisioner: ${(error as Error).message}`);
     exit(2);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadConfig } from "../../src/config.ts";
+import { connectKube } from "../../src/kube/connect.ts";
 import { createService } from "../../src/service.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "service-"));
@@ -20,19 +21,20 @@ const config = (env: Record<string, string>) => {
   return loaded.config;
 };
 const noFetch = () => () => Promise.reject(new Error("no network in this test"));
+const connection = await connectKube({ kubeconfig, timeoutMs: 1000 }, noFetch, {});
 
 test("start-up refuses settings that cannot work, before anything listens", async () => {
-  await assert.rejects(createService(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), noFetch, {}, () => {}), /needs K_SINK/);
-  await assert.rejects(createService(config({}), noFetch, { K_CE_OVERRIDES: "{" }, () => {}), /K_CE_OVERRIDES is not valid JSON/);
+  assert.throws(() => createService(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), connection, {}, () => {}), /needs K_SINK/);
+  assert.throws(() => createService(config({}), connection, { K_CE_OVERRIDES: "{" }, () => {}), /K_CE_OVERRIDES is not valid JSON/);
 });
 
 test("a working configuration gives an app, and warns when sender authentication is off", async () => {
   const lines: Record<string, unknown>[] = [];
-  const service = await createService(config({}), noFetch, {}, (record) => lines.push(record));
+  const service = createService(config({}), connection, {}, (record) => lines.push(record));
   assert.equal((await service.app.fetch(new Request("http://x/healthz"))).status, 200);
   assert.match(service.describe, /kubeconfig .* \(https:\/\/127\.0\.0\.1:1\)/);
   assert.ok(lines.some((line) => /sender authentication is off/.test(String(line.msg))));
   const quiet: Record<string, unknown>[] = [];
-  await createService(config({ OIDC_AUDIENCE: "aud", ALLOWED_SENDERS: "*" }), noFetch, {}, (record) => quiet.push(record));
+  createService(config({ OIDC_AUDIENCE: "aud", ALLOWED_SENDERS: "*" }), connection, {}, (record) => quiet.push(record));
   assert.ok(!quiet.some((line) => /sender authentication is off/.test(String(line.msg))));
 });
