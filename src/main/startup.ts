@@ -41,3 +41,23 @@ export function exit(code: number): never {
   flushLogs();
   process.exit(code);
 }
+
+/**
+ * SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish (`close` resolves
+ * when they have), exit 0; exit 1 if they outlive the grace period. `background` is aborted at once.
+ */
+export function stopOnSignal(started: Started, background: AbortController, close: () => Promise<unknown>): (signal: string) => void {
+  return (signal) => {
+    started.log({ msg: "shutting down", signal });
+    background.abort();
+    const deadline = setTimeout(() => {
+      started.log({ msg: "in-flight requests outlived the shutdown grace period" });
+      exit(1);
+    }, started.shutdownGraceMs);
+    close().then(() => {
+      clearTimeout(deadline);
+      started.log({ msg: "stopped" });
+      exit(0);
+    });
+  };
+}
