@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
+import { type ClusterEnv, clusterEnv } from "../support/cluster.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const deployDir = join(repo, "deploy");
@@ -170,20 +171,8 @@ describe("deploy/ files (static)", () => {
 // ------------------------------------------------------------------------------------------------
 // With the local cluster: the API server accepts every manifest.
 
-/** `npm run cluster -- env` → KUBECONFIG and KUBECTL. Throws (the test fails) when the cluster is not there. */
-function clusterEnv(): { KUBECONFIG: string; KUBECTL: string } {
-  const result = spawnSync("bash", [join(repo, "cluster/cluster.sh"), "env"], { encoding: "utf8" });
-  if (result.status !== 0) {
-    throw new Error(`\`npm run cluster -- env\` failed (exit ${result.status}): is the local cluster up (\`npm run cluster -- up\`)?\n${result.stderr}`);
-  }
-  const env: Record<string, string> = {};
-  for (const match of result.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!.replace(/^['"]|['"]$/g, "");
-  if (!env.KUBECONFIG || !env.KUBECTL) throw new Error(`\`npm run cluster -- env\` printed no KUBECONFIG/KUBECTL:\n${result.stdout}`);
-  return { KUBECONFIG: env.KUBECONFIG, KUBECTL: env.KUBECTL };
-}
-
 describe("deploy/ on the local cluster (server-side dry-run)", () => {
-  let cluster: { KUBECONFIG: string; KUBECTL: string };
+  let cluster: ClusterEnv;
   let created: string[] = [];
   let scratch: string;
 
