@@ -26,7 +26,6 @@ before(async () => {
   });
 });
 after(async () => {
-  await service?.stop();
   await namespace?.remove();
 });
 
@@ -40,6 +39,11 @@ test("deno task dev serves the local cluster: a curl event gets the done answer"
   assert.match(stdout, /^HTTP\/1\.1 200/);
   assert.match(stdout, /ce-type: io\.podgateway\.client\.scheduling\.done/i);
   assert.match(stdout, new RegExp(`"namespace":"${namespace.name}"`));
+});
+
+test("Ctrl-C stops it, watcher and all (SIGTERM alone ends the service, but --watch then waits for a file change)", async () => {
+  assert.equal(await service.stop("SIGINT"), 0);
+  await assert.rejects(fetch(`${service.url}/healthz`));
 });
 
 test("deno task start runs the same entrypoint", async () => {
