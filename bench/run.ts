@@ -58,10 +58,14 @@ const quick = flags.quick!;
 const ALL_PHASES = ["cold", "throughput", "rss", "burst", "image", "correctness"];
 const phases = new Set((flags.only ?? ALL_PHASES.join(",")).split(",").map((phase) => phase.trim()));
 
-/** Sizes of every phase. Full: ~10 min on 2 cores. Quick: ~1 min, only to prove the harness works. */
+/**
+ * Sizes of every phase. Full: ~15-25 min on 2 cores with four sides per point (sized down from 1,000 events per
+ * point and 10,000-event RSS/burst runs when JobSink and the executable joined the throughput phase). Quick: ~2 min,
+ * only to prove the harness works.
+ */
 const settings: Settings = quick
   ? { concurrencies: [1, 4], eventsPerPoint: 100, blockEvents: 50, warmupPerPoint: 10, coldRuns: 1, coldWarmups: 0, rssCheckpoints: [100], rssConcurrency: 16, burstEvents: 200, burstSenders: 200, burstRetryWindowMs: 60_000, pointBudgetMs: 30_000, bigBudgetMs: 60_000, namespaceWaitMs: 0 }
-  : { concurrencies: [1, 4, 16, 64], eventsPerPoint: 1000, blockEvents: 100, warmupPerPoint: 50, coldRuns: 5, coldWarmups: 1, rssCheckpoints: [1000, 10000], rssConcurrency: 16, burstEvents: 10000, burstSenders: 1024, burstRetryWindowMs: 300_000, pointBudgetMs: 120_000, bigBudgetMs: 300_000, namespaceWaitMs: 180_000 };
+  : { concurrencies: [1, 4, 16, 64], eventsPerPoint: 400, blockEvents: 100, warmupPerPoint: 50, coldRuns: 5, coldWarmups: 1, rssCheckpoints: [1000, 3000], rssConcurrency: 16, burstEvents: 5000, burstSenders: 1024, burstRetryWindowMs: 300_000, pointBudgetMs: 180_000, bigBudgetMs: 300_000, namespaceWaitMs: 120_000 };
 
 if (flags["rss-checkpoints"]) settings.rssCheckpoints = flags["rss-checkpoints"].split(",").map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 if (flags.concurrency) settings.concurrencies = flags.concurrency.split(",").map(Number).filter((c) => c > 0);

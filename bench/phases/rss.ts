@@ -7,9 +7,8 @@ import { round } from "../lib/stats.ts";
 import type { RssResult } from "../types.ts";
 
 /**
- * The ways the service can run whose memory we compare: the Node service as `npm start` runs it, the same with
- * a 2 MiB semi-space (V8's young generation; a candidate flag for `npm start`), and the shipped single
- * executable, which the memory targets are judged against. Skipped variants come back with a reason.
+ * The ways the service can run whose memory we compare: the shipped single executable, which the memory targets
+ * are judged against, and the Node service as `npm start` runs it. Skipped variants come back with a reason.
  */
 function rssVariants(run: BenchRun): { variants: { name: string; command: ServiceCommand }[]; skipped: { variant: string; reason: string }[] } {
   const variants: { name: string; command: ServiceCommand }[] = [];
@@ -18,7 +17,6 @@ function rssVariants(run: BenchRun): { variants: { name: string; command: Servic
   if (exe) variants.push({ name: "exe", command: exe });
   else skipped.push({ variant: "exe", reason: "dist/podgateway-provisioner does not exist: run `npm run build` first" });
   variants.push({ name: "node", command: run.command("node")! });
-  variants.push({ name: "node --max-semi-space-size=2", command: run.command("node", ["--max-semi-space-size=2", ...run.nodeFlags])! });
   return { variants, skipped };
 }
 
