@@ -15,8 +15,12 @@ export async function fetcherFactory(): Promise<FetcherFactory> {
   return (await import("../../src/adapter/node.ts")).undiciFetcher;
 }
 
-/** The command that runs the service's entrypoint on this runtime. */
+/**
+ * The command that runs the service: its entrypoint on this runtime, or with `PGW_TEST_SERVICE=exe` the single
+ * executable (`npm run build`), so the same e2e and fault suites run against what ships.
+ */
 export function serviceCommand(repo: string): { command: string; args: string[] } {
+  if (process.env.PGW_TEST_SERVICE === "exe") return { command: `${repo}/dist/podgateway-provisioner`, args: [] };
   if (runtime === "deno") {
     return { command: deno.execPath(), args: ["run", "--allow-all", "--no-check", `${repo}/src/main/deno.ts`] };
   }
