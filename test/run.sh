@@ -23,11 +23,12 @@ trap 'bash cluster/cluster.sh down' EXIT
 # Unit files run in parallel; e2e files one at a time, since some stop the API server on purpose.
 step "Node $(node --version): unit tests"
 node --test 'test/unit/**/*.test.ts' || status=1
-step "Node $(node --version): e2e tests"
+step "Node $(node --version): tests of the local cluster (harness), then e2e tests"
+node --test --test-concurrency=1 'test/harness/**/*.test.ts' || status=1
 node --test --test-concurrency=1 'test/e2e/**/*.test.ts' || status=1
 
 step "Deno $(deno --version | head -1 | cut -d' ' -f2): unit and e2e tests"
-deno test --allow-all --no-check test/unit test/e2e || status=1
+deno test --allow-all --no-check test/unit test/harness test/e2e || status=1
 
 # The single executable users run gets the same e2e and fault suites: every e2e file that starts the service,
 # run by Node with the service being dist/podgateway-provisioner (test/support/runtime.ts).

@@ -2,7 +2,7 @@
  * End-to-end checks of the local cluster (`npm run cluster -- up` must have run):
  * pod-gateway webhooks foo/bar, kwok nodes, scheduling gates, RBAC with a real service-account token.
  *
- * Runs under Node (`node --test test/e2e/cluster.test.ts`) and Deno (`deno test -A test/e2e/cluster.test.ts`).
+ * Runs under Node (`node --test test/harness/local-cluster.test.ts`) and Deno (`deno test -A test/harness/local-cluster.test.ts`).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
