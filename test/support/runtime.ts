@@ -7,6 +7,9 @@ const deno = (globalThis as any).Deno;
 /** The runtime running this test file; e2e tests start the service with the same one. */
 export const runtime: "deno" | "node" = deno ? "deno" : "node";
 
+/** What runs the service in e2e tests: this runtime, or the single executable (`PGW_TEST_SERVICE=exe`). */
+export const serviceRuntime: "deno" | "node" | "exe" = process.env.PGW_TEST_SERVICE === "exe" ? "exe" : runtime;
+
 /** A TLS fetch for the current runtime, from the service's own adapters. */
 export async function fetcherFactory(): Promise<FetcherFactory> {
   // A computed specifier keeps tsc (which has no Deno types) from following the Deno-only adapter.
