@@ -97,10 +97,19 @@ export async function startJobSink(repo: string, cluster: Cluster, namespace: st
   };
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
+  // The relay inside the namespace is jobsink's child (bash started it, then became jobsink): found while
+  // jobsink runs, since it is re-parented once jobsink exits.
+  let relayPid: number | undefined;
   const stop = async () => {
+    relayPid ??= childrenOf(child.pid!)[0];
     const code = await stopChild(child);
-    const relayPid = childrenOf(child.pid!)[0];
-    if (relayPid) process.kill(relayPid, "SIGTERM");
+    if (relayPid) {
+      try {
+        process.kill(relayPid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
     servers.forEach((server) => server.close());
     rmSync(dir, { recursive: true, force: true });
     return code;
@@ -112,7 +121,8 @@ export async function startJobSink(repo: string, cluster: Cluster, namespace: st
     const port = (front.address() as { port: number }).port;
     const base = `http://127.0.0.1:${port}`;
     await waitReady(`${base}/namespaces/${namespace}/name/${NAME}/sources/ready/ids/ready`, child, lines);
-    return { url: `${base}/${namespace}/${NAME}`, pid: child.pid!, relayPid: childrenOf(child.pid!)[0], tail: () => lines.join("\n"), stop };
+    relayPid = childrenOf(child.pid!)[0];
+    return { url: `${base}/${namespace}/${NAME}`, pid: child.pid!, relayPid, tail: () => lines.join("\n"), stop };
   } catch (error) {
     await stop();
     throw error;

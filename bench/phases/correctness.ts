@@ -50,6 +50,10 @@ export async function correctnessPhase(run: BenchRun): Promise<void> {
     });
   }
   run.results.correctness = results;
+  const ours = results[0]!;
+  run.check(`correctness ${ours.runtime}: ${COPIES} copies of one event make one pod, bad input makes none`,
+    ours.copies.created === 1 && ours.badInput.every((input) => input.created === 0 && input.status < 500),
+    JSON.stringify(ours));
   for (const result of results) {
     run.log(`correctness ${result.runtime}: ${COPIES} copies of one event → ${result.copies.created} created (${result.copies.statuses.join(",")}); bad input: ${result.badInput.map((b) => `${b.name}: ${b.status}, created ${b.created}`).join("; ")}`);
   }
