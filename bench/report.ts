@@ -53,17 +53,27 @@ function targets(r: Results): Target[] {
     const bestBase = r.throughput.reduce((a, b) => (b.baseline.perSecond > a.baseline.perSecond ? b : a));
     const bestOurs = r.throughput.reduce((a, b) => (b.ours.perSecond > a.ours.perSecond ? b : a));
     const ratio = bestOurs.ours.perSecond / bestBase.baseline.perSecond;
+    const c64 = r.throughput.find((p) => p.concurrency === 64) ?? r.throughput[r.throughput.length - 1]!;
+    const serviceCpu = c64.ours.cpuMsPerEvent.service;
+    const jobsinkCpu = c64.peers?.jobsink?.cpuMsPerEvent.jobsink;
     list.push({
-      target: "throughput ≥ 0.9× baseline at best concurrency",
+      target: `service CPU per event at c=64 (${c64.oursRuntime ?? "node"}) ≤ 1.0 ms (stretch: ≤ JobSink's)`,
+      measured: `${fmt(serviceCpu, 2)} ms at c=${c64.concurrency}${jobsinkCpu === undefined ? "" : `; JobSink ${fmt(jobsinkCpu, 2)} ms`}${c64.peers?.node ? `; Node service ${fmt(c64.peers.node.cpuMsPerEvent.service, 2)} ms` : ""}`,
+      met: serviceCpu === undefined ? null : serviceCpu <= 1.0,
+    });
+    list.push({
+      target: "throughput ≥ 0.95× baseline at best concurrency",
       measured: `${ratio.toFixed(2)}× (ours ${fmt(bestOurs.ours.perSecond)}/s at c=${bestOurs.concurrency} vs baseline ${fmt(bestBase.baseline.perSecond)}/s at c=${bestBase.concurrency})`,
-      met: ratio >= 0.9,
+      met: ratio >= 0.95,
     });
     const p50 = r.throughput.map((p) => `c=${p.concurrency}: ${signed(p.addedP50Ms)}${p.pairedAddedP50Ms === undefined ? "" : ` (paired ${signed(p.pairedAddedP50Ms)})`}`).join(", ");
     const p99 = r.throughput.map((p) => `c=${p.concurrency}: ${signed(p.addedP99Ms)}`).join(", ");
     const p50Met = r.throughput.filter((p) => p.addedP50Ms <= 1).map((p) => p.concurrency);
     const p99Met = r.throughput.filter((p) => p.addedP99Ms <= 5).map((p) => p.concurrency);
-    list.push({ target: "added latency p50 ≤ 1 ms", measured: `${p50} ms (met at c=${p50Met.join(",") || "none"})`, met: p50Met.length === r.throughput.length });
+    const c1 = r.throughput.find((p) => p.concurrency === 1);
+    list.push({ target: "added latency p50 at c=1 ≤ 1 ms", measured: `${p50} ms`, met: c1 ? c1.addedP50Ms <= 1 : null });
     list.push({ target: "added latency p99 ≤ 5 ms", measured: `${p99} ms (met at c=${p99Met.join(",") || "none"})`, met: p99Met.length === r.throughput.length });
+    void p50Met;
   }
   // The memory targets are about what ships: the single executable when it was measured, else the Node service.
   const variants = r.rssVariants ?? (r.rss ? [r.rss] : []);
@@ -73,10 +83,16 @@ function targets(r: Results): Target[] {
     const others = variants.filter((v) => v !== judged);
     const alsoIdle = others.map((v) => `${v.variant ?? v.runtime}: ${fmt(v.idleMiB)}`).join(", ");
     list.push({
-      target: "idle RSS ≤ 50 MB (47.7 MiB)",
+      target: "idle RSS ≤ 50 MiB",
       measured: `${label}: ${fmt(judged.idleMiB)} MiB (${fmt(judged.idleMiB / MB_IN_MIB)} MB)${alsoIdle ? `; also ${alsoIdle} MiB` : ""}`,
-      met: judged.idleMiB <= 50 * MB_IN_MIB,
+      met: judged.idleMiB <= 50,
     });
+    const after1k = judged.checkpoints.find((c) => c.events === 1000);
+    if (after1k) {
+      list.push({ target: "RSS after 1,000 events ≤ 1.3× idle", measured: `${label}: ${fmt(after1k.rssMiB)} MiB = ${fmt(after1k.rssMiB / judged.idleMiB, 2)}× idle`, met: after1k.rssMiB <= 1.3 * judged.idleMiB });
+    }
+    const cold = r.coldStart.summary.find((c) => c.runtime === judged.variant);
+    if (cold) list.push({ target: "cold start (exec → first answer) ≤ 60 ms", measured: `${label}: median ${fmt(cold.execToFirstAnswerMs.median)} ms`, met: cold.execToFirstAnswerMs.median <= 60 });
     if (judged.changeFirstToLastPct !== null) {
       const span = (v: typeof judged) => {
         const [first, last] = [v.checkpoints[0]!, v.checkpoints[v.checkpoints.length - 1]!];
@@ -101,12 +117,48 @@ function targets(r: Results): Target[] {
   return list;
 }
 
-const COMPONENTS = ["apiserver", "etcd", "webhook-foo", "webhook-bar", "scheduler", "controller-manager", "kwok", "service", "bench"];
+const COMPONENTS = ["apiserver", "etcd", "webhook-foo", "webhook-bar", "scheduler", "controller-manager", "kwok", "service", "jobsink", "bench"];
 
 function cpuRow(label: string, side: Side): string {
   const cells = COMPONENTS.map((name) => fmt(side.cpuMsPerEvent[name], 2));
   const total = Object.values(side.cpuMsPerEvent).reduce((sum, ms) => sum + ms, 0);
   return `| ${label} | ${cells.join(" | ")} | **${fmt(total, 2)}** | ${fmt(side.cpuUtilisation, 2)} | ${fmt(side.otherCpuUtilisation, 2)} |`;
+}
+
+/** The other sides of the same interleaved run (the Node service, Knative JobSink), each against the same baseline. */
+function peerTable(r: Results): string[] {
+  const rows = r.throughput.flatMap((p) => [
+    [p.oursRuntime ?? "node", p.ours, p.ratio, p.addedP50Ms] as const,
+    ...Object.entries(p.peers ?? {}).map(([name, side]) => [name, side, side.ratio, side.addedP50Ms] as const),
+  ].map(([name, side, ratio, added]) =>
+    `| ${p.concurrency} | ${name} | ${fmt(side.perSecond)} | ${ratio.toFixed(2)} | ${fmt(side.latencyMs.p50, 2)} / ${fmt(side.latencyMs.p99, 2)} | ${signed(added)} | ${fmt(side.cpuMsPerEvent.service ?? side.cpuMsPerEvent.jobsink, 2)} | ${fmt(side.cpuMsPerEvent.apiserver, 2)} |`));
+  if (!r.throughput.some((p) => p.peers && Object.keys(p.peers).length)) return [];
+  return [
+    "### Every side of the run: the executable, the Node service, Knative JobSink",
+    "",
+    "Same blocks, same baseline. \"own CPU\" is the receiving process alone (our service; JobSink's `jobsink` process — its relay process in front, needed because it listens on every interface of a fixed port and so runs in a network namespace of its own, is not counted, but its hops are in JobSink's latency). JobSink makes a Job + Secret per event (three API calls: list, create, create) and answers 202; ours makes a routed pod (create, patch) and answers with the result event.",
+    "",
+    "| concurrency | side | events/s | ×baseline | p50 / p99 (ms) | added p50 (ms) | own CPU/event (ms) | apiserver CPU/event (ms) |",
+    "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows,
+    "",
+  ];
+}
+
+/** One event as 10 concurrent copies, and bad input: what each receiver answered and created. */
+function correctnessTable(r: Results): string[] {
+  if (!r.correctness?.length) return [];
+  const inputs = r.correctness[0]!.badInput.map((b) => b.name);
+  return [
+    "## Correctness beside the peer",
+    "",
+    "One pending event sent as 10 concurrent copies, then requests that are not a valid pending event, one at a time. \"created\" counts the pods (ours) or Jobs (JobSink) each left behind.",
+    "",
+    `| receiver | 10 copies: statuses → created | ${inputs.join(" | ")} |`,
+    `| --- | --- | ${inputs.map(() => "---").join(" | ")} |`,
+    ...r.correctness.map((c) => `| ${c.runtime} | ${c.copies.statuses.join(", ")} → ${c.copies.created} | ${c.badInput.map((b) => `${b.status}${b.answer.startsWith("io.podgateway") ? ` (${b.answer.split(".").pop()})` : ""}, created ${b.created}`).join(" | ")} |`),
+    "",
+  ];
 }
 
 function markdown(r: Results, file: string, analysis: string): string {
@@ -127,6 +179,9 @@ function markdown(r: Results, file: string, analysis: string): string {
     "",
     "## Against the targets",
     "",
+    ...(r.machine.loadavgStart[0]! > r.machine.cpus
+      ? [`**The machine was busy** (load average ${r.machine.loadavgStart[0]} on ${r.machine.cpus} cores at the start): timings and CPU per event are inflated and noisy; re-run on a quiet machine before judging a target met or missed.`, ""]
+      : []),
     "| target | measured | |",
     "| --- | --- | --- |",
     ...targets(r).map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? "–" : t.met ? "met" : "**missed**"} |`),
@@ -137,8 +192,8 @@ function markdown(r: Results, file: string, analysis: string): string {
     push(
       "## Throughput and latency",
       "",
-      "Events → routed pods per second, and per-event latency, at each concurrency. **Baseline**: `provisionClient(...)` in a bare loop in the bench process (the same Kubernetes calls — POST pod with a scheduling gate, check for `gateway-init`, JSON-patch the gate away — with the same REST client and undici). **Ours**: the service as a child process (`node src/main/node.ts`, 127.0.0.1), sent binary-mode CloudEvents (cloudevents SDK `HTTP.binary`) over keep-alive HTTP; latency is the sender's round trip. " +
-        `Each point: a fresh routed namespace per side, ${String(r.settings.warmupPerPoint)} warm-up events per side, then the timed events in alternating blocks (baseline, ours, ours, baseline, …) so that drift in the shared machine's load hits both sides alike. ` +
+      "Events → routed pods per second, and per-event latency, at each concurrency. **Baseline**: `provisionClient(...)` in a bare loop in the bench process (the same Kubernetes calls — POST pod with a scheduling gate, check for `gateway-init`, JSON-patch the gate away — with the same REST client and undici). **Ours**: what ships — the single executable (`dist/podgateway-provisioner`: Bun.serve, Bun's fetch) when built, else the Node service — as a child process on 127.0.0.1, sent binary-mode CloudEvents (cloudevents SDK `HTTP.binary`) over keep-alive HTTP; latency is the sender's round trip. " +
+        `Each point: a fresh routed namespace per side, ${String(r.settings.warmupPerPoint)} warm-up events per side, then the timed events in blocks whose order alternates (baseline, exe, node, jobsink, then the reverse, …) so that drift in the shared machine's load hits both sides alike. ` +
         "\"paired\" = median over blocks of (ours block p50 − adjacent baseline block p50).",
       "",
       "| concurrency | blocks × events | baseline events/s | ours events/s | ours/baseline | baseline p50 / p99 (ms) | ours p50 / p99 (ms) | added p50 (ms) | added p50, paired (ms) | added p99 (ms) |",
@@ -149,13 +204,18 @@ function markdown(r: Results, file: string, analysis: string): string {
       "",
       "![throughput and latency against concurrency](bench/results/latest.svg)",
       "",
+      ...peerTable(r),
       "### Where the CPU goes (ms of CPU per event, by process)",
       "",
       "Read from /proc/<pid>/stat before and after each timed run. `bench` is the benchmark process itself: the provisioning loop for the baseline, the CloudEvents senders for ours. Utilisation is CPU-seconds per wall-second over all these processes (the machine has " + r.machine.cpus + "); \"other processes\" is what everything else on the machine used meanwhile (noise: other work sharing the machine).",
       "",
       `| run | ${COMPONENTS.join(" | ")} | total | utilisation | other processes |`,
       `| --- | ${COMPONENTS.map(() => "---:").join(" | ")} | ---: | ---: | ---: |`,
-      ...r.throughput.flatMap((p: ThroughputPoint) => [cpuRow(`baseline c=${p.concurrency}`, p.baseline), cpuRow(`ours c=${p.concurrency}`, p.ours)]),
+      ...r.throughput.flatMap((p: ThroughputPoint) => [
+        cpuRow(`baseline c=${p.concurrency}`, p.baseline),
+        cpuRow(`${p.oursRuntime ?? "ours"} c=${p.concurrency}`, p.ours),
+        ...Object.entries(p.peers ?? {}).map(([name, side]) => cpuRow(`${name} c=${p.concurrency}`, side)),
+      ]),
       ...(r.burst ? [cpuRow(`ours, burst of ${r.burst.events}`, { ...emptySide(), cpuMsPerEvent: r.burst.cpuMsPerEvent, cpuUtilisation: Number.NaN, otherCpuUtilisation: Number.NaN })] : []),
       "",
     );
@@ -195,6 +255,7 @@ function markdown(r: Results, file: string, analysis: string): string {
     }
   }
 
+  push(...correctnessTable(r));
   push("## Cold start", "", "Exec of the process → its answer to the first event (a done event for a routed pod), including start-up, the kubeconfig, the first TLS connection to the API server and the first provisioning. Runs interleaved across runtimes.", "");
   if (r.coldStart.summary.length) {
     push(

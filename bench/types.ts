@@ -28,13 +28,27 @@ export interface Side {
   disturbed?: boolean;
 }
 
+/** A side measured against the same baseline: another runtime of ours, or a peer (Knative JobSink). */
+export interface PeerSide extends Side {
+  ratio: number;
+  addedP50Ms: number;
+  addedP99Ms: number;
+  pairedAddedP50Ms: number;
+  blockAddedP50Ms: number[];
+}
+
 export interface ThroughputPoint {
   concurrency: number;
   /** Timed events ran in this many alternating blocks per side, of this many events each. */
   blocks: number;
   blockSize: number;
   baseline: Side;
+  /** What ships: the single executable when built, else the Node service. */
   ours: Side;
+  /** "exe" or "node" (absent in older results: the Node service). */
+  oursRuntime?: string;
+  /** The other sides of the same interleaved run: "node" (when ours is the executable), "jobsink". */
+  peers?: Record<string, PeerSide>;
   /** ours.perSecond / baseline.perSecond */
   ratio: number;
   addedP50Ms: number;
@@ -116,6 +130,13 @@ export type ImageResult =
     note: string;
   };
 
+/** One event sent as concurrent copies, and bad input: what a receiver answered and what it created. */
+export interface CorrectnessResult {
+  runtime: string;
+  copies: { sent: number; statuses: number[]; created: number };
+  badInput: { name: string; status: number; answer: string; created: number }[];
+}
+
 export interface Check {
   name: string;
   ok: boolean;
@@ -142,6 +163,8 @@ export interface Results {
   rssSkipped?: { variant: string; reason: string }[] | undefined;
   burst: BurstResult | undefined;
   image: ImageResult | undefined;
+  /** Absent in older results. */
+  correctness?: CorrectnessResult[];
   checks: Check[];
   notes: string[];
 }

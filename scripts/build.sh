@@ -15,7 +15,7 @@
 #   dist/build-info.txt              runtime, versions, ldd output, sizes
 #
 # Environment:
-#   ENTRY    entry module (default: src/main/node.ts)
+#   ENTRY    entry module (default: src/main/bun.ts for bun, src/main/node.ts for sea)
 #   OUT_DIR  output directory (default: dist)
 #   MEASURE_RUNS  runs per candidate for --measure (default: 20)
 #
@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-ENTRY=${ENTRY:-src/main/node.ts}
+if [ "$RUNTIME" = bun ]; then ENTRY=${ENTRY:-src/main/bun.ts}; else ENTRY=${ENTRY:-src/main/node.ts}; fi
 OUT_DIR=${OUT_DIR:-dist}
 NAME=podgateway-provisioner
 BIN_DIR="$ROOT/node_modules/.bin"
@@ -58,16 +58,15 @@ die() { printf '[build] error: %s\n' "$*" >&2; exit 1; }
 # --- the two candidate builds --------------------------------------------------
 
 # bun build --compile, in two steps:
-#  1. bundle the entry for target node into one ESM file. This matters: for target bun, the bundler
-#     leaves `undici` to Bun's built-in stand-in, whose fetch ignores an undici Agent's TLS options
-#     (ca/cert/key), so the Kubernetes client could not verify or authenticate to the API server
-#     (seen: /readyz 503, UNABLE_TO_VERIFY_LEAF_SIGNATURE). For target node, npm's undici is bundled,
-#     and it runs under Bun (the same client code Node runs).
+#  1. bundle the entry into one ESM file. The entry (src/main/bun.ts) serves with Bun.serve and calls the API
+#     server with Bun's own fetch; undici must not be in the bundle: for target bun, the bundler leaves
+#     `undici` to Bun's built-in stand-in, whose fetch ignores an undici Agent's TLS options (ca/cert/key),
+#     so the Kubernetes client could not verify or authenticate to the API server.
 #  2. compile that file into the executable: bytecode, minified, config only from the environment.
 build_bun() { # <out>
   local out=$1 work
   work=$(mktemp -d "${TMPDIR:-/tmp}/bun.XXXXXX")
-  "$BUN" build "$ENTRY" --target=node --format=esm --sourcemap=none --outfile "$work/main.mjs" >&2
+  "$BUN" build "$ENTRY" --target=bun --format=esm --sourcemap=none --outfile "$work/main.mjs" >&2
   if grep -qE '(from|import)[[:space:]]*"undici"|require\("undici"\)' "$work/main.mjs"; then
     die "the bundle still imports undici by name: Bun would substitute its built-in undici (no TLS options)"
   fi

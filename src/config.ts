@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import * as v from "valibot";
 import { LabelValue } from "./events/schema.ts";
 
@@ -26,6 +25,7 @@ const OPTIONS = {
   "max-body-bytes": { env: "MAX_BODY_BYTES", default: "1048576", help: "largest request body; larger ones are answered 413" },
   "host": { env: "HOST", default: "0.0.0.0", help: "address to listen on" },
   "port": { env: "PORT", default: "8080", help: "port to listen on" },
+  "shutdown-grace-ms": { env: "SHUTDOWN_GRACE_MS", default: "25000", help: "on SIGTERM, how long in-flight events may take before exit 1" },
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -73,6 +73,7 @@ const ConfigSchema = v.pipe(
     "max-body-bytes": Integer(1024, 64 * 1024 * 1024),
     "host": v.string(),
     "port": Integer(0, 65535),
+    "shutdown-grace-ms": Integer(0, 3_600_000),
   }),
   v.check((c) => Boolean(c["gateway-label"] || c["gateway-annotation"]), "--gateway-label and --gateway-annotation cannot both be empty"),
   v.check(
@@ -92,20 +93,12 @@ export type ConfigResult = { help: string } | { config: Config };
  * @throws Error with a message naming the flag and the rule; entrypoints print it and exit non-zero.
  */
 export function loadConfig(args: string[], env: Record<string, string | undefined>): ConfigResult {
-  const { values } = parseArgs({
-    args,
-    options: {
-      help: { type: "boolean", short: "h" },
-      ...Object.fromEntries(Object.keys(OPTIONS).map((name) => [name, { type: "string" as const }])),
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) return { help: usage() };
+  const flags = parseFlags(args);
+  if (flags === "help") return { help: usage() };
 
   const raw: Record<string, string> = {};
   for (const [name, option] of Object.entries(OPTIONS) as [OptionName, (typeof OPTIONS)[OptionName]][]) {
-    raw[name] = ((values as Record<string, unknown>)[name] as string | undefined) ?? env[option.env] ?? option.default;
+    raw[name] = flags[name] ?? env[option.env] ?? option.default;
   }
   const parsed = v.safeParse(ConfigSchema, raw);
   if (!parsed.success) {
@@ -115,6 +108,24 @@ export function loadConfig(args: string[], env: Record<string, string | undefine
     throw new Error(`${where} ${issue.message}: got ${JSON.stringify(name ? raw[name] : raw)}`);
   }
   return { config: parsed.output };
+}
+
+/** `--name value` and `--name=value` for every option, `-h`/`--help`; anything else is an error naming it. */
+function parseFlags(args: string[]): Partial<Record<OptionName, string>> | "help" {
+  const flags: Partial<Record<OptionName, string>> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "-h" || arg === "--help") return "help";
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
+    const name = flag.slice(2) as OptionName;
+    if (!flag.startsWith("--") || !Object.hasOwn(OPTIONS, name)) {
+      throw new Error(flag.startsWith("-") ? `Unknown option '${flag}'` : `Unexpected argument '${flag}'`);
+    }
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new Error(`Option '${flag}' needs a value`);
+    flags[name] = value;
+  }
+  return flags;
 }
 
 export function usage(): string {

@@ -5,10 +5,8 @@ import type { Config } from "./config.ts";
 import { parseCeOverrides } from "./events/results.ts";
 import { httpSink } from "./events/sink.ts";
 import { createLifecycle } from "./lifecycle/lifecycle.ts";
-import { inClusterClient, isInCluster } from "./kube/in-cluster.ts";
-import { kubeconfigClient, kubeconfigPath } from "./kube/kubeconfig.ts";
-import type { HttpRestClient } from "./kube/http-client.ts";
-import type { FetcherFactory, RestClient } from "./kube/rest-client.ts";
+import type { KubeConnection } from "./kube/connect.ts";
+import type { RestClient } from "./kube/rest-client.ts";
 import { jsonLogger, type Logger } from "./observability/log.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { checkOnServer, loadPodTemplate } from "./provision/pod-template.ts";
@@ -17,7 +15,6 @@ import type { ProvisionerOptions } from "./provision/provisioner.ts";
 /** A ready-to-serve service: the app, and how it reaches Kubernetes. */
 export interface Service {
   app: Hono;
-  kube: HttpRestClient;
   /** Where the API server is and how we authenticate, for the start-up log line (no secrets). */
   describe: string;
   /**
@@ -28,14 +25,14 @@ export interface Service {
 }
 
 /**
- * Wires the app from its configuration. Runtime-neutral: entrypoints pass their way of making TLS `fetch`es.
- * `clientPodTemplate` is the text of the `--client-pod-template` file, read by the entrypoint.
- * @throws Error when the kubeconfig, K_CE_OVERRIDES or the client pod template is unusable, before anything
- *   listens; when the API server could not be asked about the template, the transient error is its `cause`.
+ * Wires the app from its configuration. Runtime-neutral: entrypoints connect to Kubernetes (src/kube/connect.ts)
+ * and read the `--client-pod-template` file (`clientPodTemplate`, its text).
+ * @throws Error when K_CE_OVERRIDES, the options or the client pod template are unusable, before anything listens;
+ *   when the API server could not be asked about the template, the transient error is its `cause`.
  */
 export async function createService(
   config: Config,
-  fetcherFor: FetcherFactory,
+  { kube, describe }: KubeConnection,
   env: Record<string, string | undefined>,
   log: Logger = jsonLogger,
   clientPodTemplate?: string,
@@ -46,10 +43,6 @@ export async function createService(
     gatewayAnnotationKey: config["gateway-annotation"],
     activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
   });
-  const timeoutMs = config["kube-timeout-ms"];
-  const useInCluster = !config.kubeconfig && isInCluster(env);
-  const path = kubeconfigPath(undefined, { KUBECONFIG: config.kubeconfig });
-  const kube = useInCluster ? await inClusterClient(fetcherFor, { timeoutMs, env }) : await kubeconfigClient(path, fetcherFor, { timeoutMs });
 
   const provisioner = provisionerOptions(config, kube);
   if (template) {
@@ -97,8 +90,7 @@ export async function createService(
   const tracker = lifecycle.tracker;
   return {
     app,
-    kube,
-    describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})`,
+    describe,
     background: tracker && ((signal) => tracker.run(signal)),
   };
 }

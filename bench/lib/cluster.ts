@@ -16,6 +16,8 @@ import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, LABEL_MANAGED_BY, MAN
 
 export interface ClusterInfo {
   kubeconfig: string;
+  /** The cluster's own kubectl. */
+  kubectl: string;
   stateDir: string;
   /** Components `cluster.sh status` reports as not running that provisioning does not need (scheduler, kwok). */
   degraded: string[];
@@ -55,7 +57,7 @@ export function findCluster(repo: string): ClusterInfo {
   }
   const kubeconfig = env.KUBECONFIG ?? resolve(repo, ".cache/cluster/kubeconfig");
   if (!existsSync(kubeconfig)) throw new Error(`cluster status is fine but ${kubeconfig} is missing:\n${status}`);
-  return { kubeconfig, stateDir: env.PGW_CLUSTER_STATE_DIR ?? resolve(repo, ".cache/cluster"), degraded: down };
+  return { kubeconfig, kubectl: env.KUBECTL ?? "kubectl", stateDir: env.PGW_CLUSTER_STATE_DIR ?? resolve(repo, ".cache/cluster"), degraded: down };
 }
 
 export class Cluster {

@@ -148,6 +148,8 @@ export function senderAgent(connections: number): Agent {
 /**
  * Ours: binary-mode CloudEvents over HTTP to the service. An event is given up (lost) after `maxAttempts`
  * attempts or, when given, once `giveUpAfterMs` have passed since its first attempt (a broker's retry window).
+ * `expect: "accepted"` is a peer's contract (Knative JobSink): 202 + Location is the answer, and like a broker
+ * the sender retries 429 and every 5xx.
  */
 export async function runOurs(
   url: string,
@@ -157,6 +159,7 @@ export async function runOurs(
   budgetMs: number,
   maxAttempts = 30,
   giveUpAfterMs = Number.POSITIVE_INFINITY,
+  expect: "done" | "accepted" = "done",
 ): Promise<LoadResult> {
   const result = newResult(events.length, concurrency);
   result.wallMs = await pool(result, events.length, concurrency, performance.now() + budgetMs, async (index) => {
@@ -170,7 +173,14 @@ export async function runOurs(
         const response = await request(url, { method: "POST", headers: event.headers, body: event.body, dispatcher: agent });
         status = response.statusCode;
         const text = await response.body.text();
-        if (status === 200) {
+        if (expect === "accepted" && status === 202) {
+          result.latencyMs[index] = performance.now() - started;
+          result.maxAttemptsUsed = Math.max(result.maxAttemptsUsed, attempt);
+          result.done++;
+          result.answered[index] = 1;
+          return;
+        }
+        if (expect === "done" && status === 200) {
           result.latencyMs[index] = performance.now() - started;
           result.maxAttemptsUsed = Math.max(result.maxAttemptsUsed, attempt);
           const type = response.headers["ce-type"];
@@ -191,7 +201,7 @@ export async function runOurs(
           }
           return;
         }
-        if (status === 429 || status === 503) {
+        if (status === 429 || status === 503 || (expect === "accepted" && status >= 500)) {
           const seconds = Number(response.headers["retry-after"]);
           retryAfterMs = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : backoff(attempt);
           problem = `HTTP ${status}: ${text.slice(0, 200)}`;
@@ -210,7 +220,7 @@ export async function runOurs(
         note(result, `${event.request.id}: gave up after ${attempt} attempts (${Math.round(performance.now() - started)} ms): ${problem}`);
         return;
       }
-      const cause = status === 429 || status === 503 ? String(status) : "transport";
+      const cause = status ? String(status) : "transport";
       result.retries[cause] = (result.retries[cause] ?? 0) + 1;
       // Spread the retries a little (+0-20 %) so they do not all come back in the same millisecond.
       await sleep(retryAfterMs * (1 + Math.random() * 0.2));

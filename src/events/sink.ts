@@ -1,5 +1,6 @@
 import { type CloudEventV1, HTTP } from "cloudevents";
 import { traceHeaders } from "./trace.ts";
+import { backoffMs as backoff, sleep } from "../retry.ts";
 
 /** Where result events go besides the HTTP reply: Knative's `K_SINK` (usually the broker). */
 export interface EventSink {
@@ -21,7 +22,8 @@ export function httpSink(url: string, options: { attempts?: number; backoffMs?: 
       const headers = { ...(message.headers as Record<string, string>), ...traceHeaders(event) };
       let lastProblem = "";
       for (let attempt = 0; attempt < attempts; attempt++) {
-        if (attempt > 0) await sleep(backoffMs * 2 ** (attempt - 1), signal);
+        if (attempt > 0) await sleep(backoff(attempt, backoffMs), signal);
+        signal?.throwIfAborted();
         try {
           const timeout = AbortSignal.timeout(timeoutMs);
           const response = await fetch(url, {
@@ -42,14 +44,4 @@ export function httpSink(url: string, options: { attempts?: number; backoffMs?: 
       throw new Error(`delivering ${event.type} to K_SINK failed: ${lastProblem}`);
     },
   };
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
-  });
 }

@@ -16,6 +16,7 @@ import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
 import { gatewayOf } from "../provision/client-pod.ts";
+import { sleep } from "../retry.ts";
 import {
   type ClientStatus,
   clientStatus,
@@ -67,16 +68,10 @@ export class LifecycleTracker {
   readonly #again = new Set<string>();
   /** Pods whose `deleted` was delivered, newest last, for the status endpoint. */
   readonly #deleted = new Map<string, ClientStatus>();
-  #synced = false;
 
   constructor(options: TrackerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-  }
-
-  /** Whether the first list completed: before it, the status of unknown pods is unknown. */
-  get synced(): boolean {
-    return this.#synced;
   }
 
   /** Watches and reconciles until `signal` aborts. */
@@ -101,7 +96,7 @@ export class LifecycleTracker {
   /** Waits until no reconciliation runs: for tests and for a clean shutdown. */
   async idle(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (this.#running.size > 0 && Date.now() < deadline) await sleep(20);
   }
 
   #onList(pods: Pod[]): void {
@@ -116,7 +111,6 @@ export class LifecycleTracker {
     for (const [uid, entry] of this.#entries) {
       if (!present.has(uid) && !entry.gone) this.#update(uid, entry.pod, true);
     }
-    this.#synced = true;
   }
 
   #onChange(type: "ADDED" | "MODIFIED" | "DELETED", pod: Pod): void {

@@ -7,6 +7,7 @@ import { KubeApiError, type KubeStatus } from "../kube/errors.ts";
 import { listPods, podsPath } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
+import { backoffMs, sleep } from "../retry.ts";
 
 /** One line of a watch stream. */
 export type WatchEvent =
@@ -95,19 +96,9 @@ export async function watchPods(options: PodWatchOptions, handlers: PodWatchHand
         continue;
       }
       failures++;
-      const delay = Math.min(maxBackoffMs, minBackoffMs * 2 ** (failures - 1));
+      const delay = backoffMs(failures, minBackoffMs, maxBackoffMs);
       log({ msg: "pod watch interrupted; resuming", error: (error as Error).message, resourceVersion, retryInMs: delay });
       await sleep(delay, signal);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
-  });
 }

@@ -2,7 +2,7 @@
  * Deno entrypoint: flags → service → `Deno.serve` → signals. `deno task dev` runs it.
  */
 import { denoFetcher } from "../adapter/deno.ts";
-import { exit, startup } from "./startup.ts";
+import { startup, stopOnSignal } from "./startup.ts";
 
 const started = await startup(Deno.args, Deno.env.toObject(), denoFetcher);
 const { service, config, log } = started;
@@ -16,19 +16,6 @@ const server = Deno.serve({
 const background = new AbortController();
 service.background?.(background.signal);
 
-/** SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish, exit. */
-const stop = (signal: string) => {
-  log({ msg: "shutting down", signal });
-  background.abort();
-  const deadline = setTimeout(() => {
-    log({ msg: "in-flight requests outlived the shutdown grace period" });
-    exit(1);
-  }, started.shutdownGraceMs);
-  server.shutdown().then(() => {
-    clearTimeout(deadline);
-    log({ msg: "stopped" });
-    exit(0);
-  });
-};
+const stop = stopOnSignal(started, background, () => server.shutdown());
 Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
 Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

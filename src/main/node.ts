@@ -1,11 +1,14 @@
 /**
- * Node entrypoint (also the single executable's, built with Bun): flags → service → HTTP server → signals.
+ * Node entrypoint: flags → service → HTTP server → signals.
  * Usage: `node src/main/node.ts --help`.
  */
 import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import { undiciFetcher } from "../adapter/node.ts";
-import { exit, startup } from "./startup.ts";
+import { setLogOutput } from "../observability/log.ts";
+import { startup, stopOnSignal } from "./startup.ts";
+
+setLogOutput((text) => process.stdout.write(text));
 
 const started = await startup(process.argv.slice(2), process.env, undiciFetcher);
 const { service, config, log } = started;
@@ -17,19 +20,10 @@ const server = serve({ fetch: service.app.fetch, hostname: config.host, port: co
 const background = new AbortController();
 service.background?.(background.signal);
 
-/** SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish, exit. */
-const stop = (signal: string) => {
-  log({ msg: "shutting down", signal });
-  background.abort();
-  server.close(() => {
-    log({ msg: "stopped" });
-    exit(0);
-  });
+const stop = stopOnSignal(started, background, () => {
+  const closed = new Promise((resolve) => server.close(resolve));
   server.closeIdleConnections();
-  setTimeout(() => {
-    log({ msg: "in-flight requests outlived the shutdown grace period" });
-    exit(1);
-  }, started.shutdownGraceMs).unref();
-};
+  return closed;
+});
 process.once("SIGTERM", () => stop("SIGTERM"));
 process.once("SIGINT", () => stop("SIGINT"));

@@ -1,8 +1,9 @@
 import { type Config, loadConfig } from "../config.ts";
-import type { FetcherFactory } from "../kube/rest-client.ts";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
+import { connectKube } from "../kube/connect.ts";
 import { isTransient } from "../kube/errors.ts";
+import type { FetcherFactory } from "../kube/rest-client.ts";
 import { flushLogs, jsonLogger, type Logger } from "../observability/log.ts";
 import { createService, type Service } from "../service.ts";
 
@@ -27,10 +28,12 @@ export async function startup(args: string[], env: Record<string, string | undef
       console.log(loaded.help);
       exit(0);
     }
-    const templateFile = loaded.config["client-pod-template"];
+    const { config } = loaded;
+    const templateFile = config["client-pod-template"];
     const template = templateFile ? await readTemplate(templateFile) : undefined;
-    const service = await createService(loaded.config, fetcherFor, env, log, template);
-    return { config: loaded.config, service, log, shutdownGraceMs: Number(env.SHUTDOWN_GRACE_MS) || 25_000 };
+    const connection = await connectKube({ kubeconfig: config.kubeconfig, timeoutMs: config["kube-timeout-ms"] }, fetcherFor, env);
+    const service = await createService(config, connection, env, log, template);
+    return { config, service, log, shutdownGraceMs: config["shutdown-grace-ms"] };
   } catch (error) {
     console.error(`podgateway-provisioner: ${(error as Error).message}`);
     // 2: the configuration is wrong; 1: it could not be checked now (API server unreachable), a restart may do.
@@ -50,4 +53,24 @@ async function readTemplate(file: string): Promise<string> {
 export function exit(code: number): never {
   flushLogs();
   process.exit(code);
+}
+
+/**
+ * SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish (`close` resolves
+ * when they have), exit 0; exit 1 if they outlive the grace period. `background` is aborted at once.
+ */
+export function stopOnSignal(started: Started, background: AbortController, close: () => Promise<unknown>): (signal: string) => void {
+  return (signal) => {
+    started.log({ msg: "shutting down", signal });
+    background.abort();
+    const deadline = setTimeout(() => {
+      started.log({ msg: "in-flight requests outlived the shutdown grace period" });
+      exit(1);
+    }, started.shutdownGraceMs);
+    close().then(() => {
+      clearTimeout(deadline);
+      started.log({ msg: "stopped" });
+      exit(0);
+    });
+  };
 }

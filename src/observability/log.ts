@@ -1,5 +1,3 @@
-import process from "node:process";
-
 /** One structured log record: what happened to one event, or a lifecycle message. */
 export type LogRecord = Record<string, string | number | boolean | undefined>;
 
@@ -18,11 +16,16 @@ export const jsonLogger: Logger = (record) => {
 
 const pending: string[] = [];
 
+/** Where gathered lines go. Entrypoints may set their runtime's raw stdout write; `console.log` works everywhere. */
+let output = (text: string): void => console.log(text.slice(0, -1));
+
+export function setLogOutput(write: (text: string) => void): void {
+  output = write;
+}
+
 export function flushLogs(): void {
   if (pending.length === 0) return;
   const text = pending.join("\n") + "\n";
   pending.length = 0;
-  process.stdout.write(text);
+  output(text);
 }
-
-export const silentLogger: Logger = () => {};

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments } from "yaml";
 import { DEFAULT_TEMPLATE } from "../../src/provision/client-pod.ts";
 import { checkOnServer, loadPodTemplate } from "../../src/provision/pod-template.ts";
-import { adminClient, routedBy } from "../support/cluster.ts";
+import { adminClient, type ClusterEnv, clusterEnv, routedBy } from "../support/cluster.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const deployDir = join(repo, "deploy");
@@ -204,20 +204,8 @@ describe("deploy/ files (static)", () => {
 // ------------------------------------------------------------------------------------------------
 // With the local cluster: the API server accepts every manifest.
 
-/** `npm run cluster -- env` → KUBECONFIG and KUBECTL. Throws (the test fails) when the cluster is not there. */
-function clusterEnv(): { KUBECONFIG: string; KUBECTL: string } {
-  const result = spawnSync("bash", [join(repo, "cluster/cluster.sh"), "env"], { encoding: "utf8" });
-  if (result.status !== 0) {
-    throw new Error(`\`npm run cluster -- env\` failed (exit ${result.status}): is the local cluster up (\`npm run cluster -- up\`)?\n${result.stderr}`);
-  }
-  const env: Record<string, string> = {};
-  for (const match of result.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!.replace(/^['"]|['"]$/g, "");
-  if (!env.KUBECONFIG || !env.KUBECTL) throw new Error(`\`npm run cluster -- env\` printed no KUBECONFIG/KUBECTL:\n${result.stdout}`);
-  return { KUBECONFIG: env.KUBECONFIG, KUBECTL: env.KUBECTL };
-}
-
 describe("deploy/ on the local cluster (server-side dry-run)", () => {
-  let cluster: { KUBECONFIG: string; KUBECTL: string };
+  let cluster: ClusterEnv;
   let created: string[] = [];
   let scratch: string;
 

@@ -13,13 +13,13 @@ import { cluster, listPods, routedNamespace } from "../support/cluster.ts";
 import { DONE, deliver, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, summarize, watchPods } from "../support/knative-sender.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { repo } from "../support/cluster.ts";
-import { runtime } from "../support/runtime.ts";
+import { serviceRuntime } from "../support/runtime.ts";
 
 const N = Number(process.env.PGW_FAULT_SCALE) || 200;
 const OUTAGE_MS = 3_000;
 const clusterAsync = (...args: string[]) => promisify(execFile)("bash", [`${repo}/cluster/cluster.sh`, ...args]);
 
-describe(`fault: API server restarted during a load of ${N} events (${runtime})`, () => {
+describe(`fault: API server restarted during a load of ${N} events (${serviceRuntime})`, () => {
   let service: RunningService;
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;
   let watch: PodWatch;

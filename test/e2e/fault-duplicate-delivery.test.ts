@@ -7,11 +7,11 @@ import { after, before, describe, test } from "node:test";
 import { listPods, routedNamespace, waitFor } from "../support/cluster.ts";
 import { attempt, DONE, pendingMessage, type PodWatch, sleep, watchPods } from "../support/knative-sender.ts";
 import { type RunningService, startService } from "../support/service.ts";
-import { runtime } from "../support/runtime.ts";
+import { serviceRuntime } from "../support/runtime.ts";
 
 const COPIES = 100;
 
-describe(`fault: one event delivered ${COPIES} times at once to two replicas (${runtime})`, () => {
+describe(`fault: one event delivered ${COPIES} times at once to two replicas (${serviceRuntime})`, () => {
   let replicas: RunningService[] = [];
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;
   let watch: PodWatch;

@@ -9,11 +9,11 @@ import { CloudEvent, HTTP } from "cloudevents";
 import { listPods, routedNamespace } from "../support/cluster.ts";
 import { attempt, DONE, FAILED, pendingMessage } from "../support/knative-sender.ts";
 import { type RunningService, startService } from "../support/service.ts";
-import { runtime } from "../support/runtime.ts";
+import { serviceRuntime } from "../support/runtime.ts";
 
 type Reply = { status: number; headers: Record<string, string>; body: string; type?: string; data?: Record<string, string> };
 
-describe(`hostile input on the real service (${runtime})`, () => {
+describe(`hostile input on the real service (${serviceRuntime})`, () => {
   let service: RunningService;
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;
 

@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 import { adminClient, cluster, listPods, repo, routedNamespace } from "../support/cluster.ts";
 import { attempt, DONE, deliver, FAILED, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, watchPods } from "../support/knative-sender.ts";
 import { type RunningService, startService } from "../support/service.ts";
-import { runtime } from "../support/runtime.ts";
+import { serviceRuntime } from "../support/runtime.ts";
 
 const clusterAsync = (...args: string[]) => promisify(execFile)("bash", [`${repo}/cluster/cluster.sh`, ...args]);
 const SCALE = Number(process.env.PGW_FAULT_SCALE) || 200;
@@ -28,7 +28,7 @@ async function failurePolicy(gateway: string): Promise<string> {
   return config.webhooks[0]?.failurePolicy ?? "Fail";
 }
 
-describe(`fault: webhook down, gateway unknown (${runtime})`, () => {
+describe(`fault: webhook down, gateway unknown (${serviceRuntime})`, () => {
   let service: RunningService;
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;
   let watch: PodWatch;

@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import { listPods, routedNamespace } from "../support/cluster.ts";
 import { attempt, type Attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, watchPods } from "../support/knative-sender.ts";
 import { type RunningService, startService } from "../support/service.ts";
-import { runtime } from "../support/runtime.ts";
+import { serviceRuntime } from "../support/runtime.ts";
 
 const N = Number(process.env.PGW_FAULT_SCALE) || 200;
 
@@ -29,7 +29,7 @@ function terminate(service: RunningService): Promise<number | null> {
 }
 const GRACE_MS = 10_000;
 
-describe(`fault: SIGTERM during a load of ${N} events (${runtime})`, () => {
+describe(`fault: SIGTERM during a load of ${N} events (${serviceRuntime})`, () => {
   let first: RunningService;
   let second: RunningService | undefined;
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;

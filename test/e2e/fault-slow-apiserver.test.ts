@@ -12,7 +12,7 @@ import { loadKubeconfig } from "../../src/kube/kubeconfig.ts";
 import { attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, watchPods } from "../support/knative-sender.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { kubeconfigVia, type SlowProxy, startSlowProxy } from "../support/slow-proxy.ts";
-import { runtime } from "../support/runtime.ts";
+import { serviceRuntime } from "../support/runtime.ts";
 
 const TIMEOUT_MS = 1_000;
 const DELAY_MS = 3_000;
@@ -20,7 +20,7 @@ const MAX_IN_FLIGHT = 4;
 const BURST = 40;
 const BURSTS = 3;
 
-describe(`fault: slow API server (${runtime})`, () => {
+describe(`fault: slow API server (${serviceRuntime})`, () => {
   let proxy: SlowProxy;
   let service: RunningService;
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;

@@ -18,7 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { adminClient, getPodOrNull, routedNamespace } from "../support/cluster.ts";
+import { adminClient, clusterEnv, getPodOrNull, routedNamespace } from "../support/cluster.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const EXECUTABLE = "/podgateway-provisioner";
@@ -138,16 +138,6 @@ async function runImage(rootfs: string, env: Record<string, string>): Promise<Ru
       return code as number | null;
     },
   };
-}
-
-/** `npm run cluster -- env` → its variables. Throws (the test fails) when the cluster is not there. */
-function clusterEnv(): Record<string, string> {
-  const result = spawnSync("bash", [join(repo, "cluster/cluster.sh"), "env"], { encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`\`npm run cluster -- env\` failed (exit ${result.status}): is the local cluster up?\n${result.stderr}`);
-  const env: Record<string, string> = {};
-  for (const match of result.stdout.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!.replace(/^['"]|['"]$/g, "");
-  if (!env.KUBECONFIG || !env.KUBECTL || !existsSync(env.KUBECONFIG)) throw new Error(`no local cluster kubeconfig:\n${result.stdout}`);
-  return env;
 }
 
 describe("the container image in the local registry", () => {

@@ -13,7 +13,7 @@ import { CloudEvent, HTTP } from "cloudevents";
 import { KubeApiError } from "../../src/kube/errors.ts";
 import { HttpRestClient } from "../../src/kube/http-client.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
-import { adminClient, cluster, clusterKubeconfig, getPodOrNull, repo, waitFor } from "../support/cluster.ts";
+import { adminClient, clusterEnv, clusterKubeconfig, getPodOrNull, repo, waitFor } from "../support/cluster.ts";
 import { fetcherFactory } from "../support/runtime.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
@@ -30,7 +30,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
   let service: RunningService;
 
   before(async () => {
-    const env = Object.fromEntries(cluster("env").split("\n").map((line) => /^export (\w+)=(.*)$/.exec(line)).filter((m) => m !== null).map((m) => [m![1], m![2]]));
+    const env = clusterEnv();
     kubectl = (...args) => execFileSync(env.KUBECTL!, args, { encoding: "utf8", env: { ...process.env, KUBECONFIG: clusterKubeconfig() } });
     // A previous run's namespaces may still be terminating: new content would be refused there.
     await waitFor("deploy namespaces to finish terminating", async () =>
@@ -54,7 +54,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     token = request.status.token;
 
     // A kubeconfig that is nothing but the ServiceAccount's token and the cluster's CA.
-    const ca = readFileSync(join(repo, ".cache/cluster/pki/ca.crt"), "utf8");
+    const ca = readFileSync(env.KUBE_CA_FILE!, "utf8");
     const kubeconfig = join(dir, "kubeconfig");
     writeFileSync(kubeconfig, JSON.stringify({
       apiVersion: "v1",

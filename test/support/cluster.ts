@@ -15,11 +15,30 @@ import { fetcherFactory } from "./runtime.ts";
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** The admin kubeconfig of the local cluster. Fails loudly (never skips) when the cluster is not up. */
+/** What `npm run cluster -- env` exports. */
+export type ClusterEnv = Record<string, string> & { KUBECONFIG: string; KUBECTL: string; KUBE_CA_FILE: string };
+
+let envCache: ClusterEnv | undefined;
+
+/**
+ * The local cluster as `npm run cluster -- env` describes it (KUBECONFIG, KUBECTL, KUBE_CA_FILE, …): the one way
+ * every test finds the cluster, so PGW_STATE_DIR and the port variables are honoured everywhere.
+ * Fails loudly (never skips) when the cluster is not up.
+ */
+export function clusterEnv(): ClusterEnv {
+  if (envCache) return envCache;
+  const printed = execFileSync("bash", [resolve(repo, "cluster/cluster.sh"), "env"], { encoding: "utf8" });
+  const env: Record<string, string> = {};
+  for (const match of printed.matchAll(/^export ([A-Z_]+)=(.*)$/gm)) env[match[1]!] = match[2]!.replace(/^['"]|['"]$/g, "");
+  if (!env.KUBECONFIG || !existsSync(env.KUBECONFIG)) {
+    throw new Error(`no local cluster: ${env.KUBECONFIG ?? "its kubeconfig"} is missing; run \`npm run cluster -- up\` first`);
+  }
+  return (envCache = env as ClusterEnv);
+}
+
+/** The admin kubeconfig of the local cluster. */
 export function clusterKubeconfig(): string {
-  const path = process.env.PGW_TEST_KUBECONFIG ?? resolve(repo, ".cache/cluster/kubeconfig");
-  if (!existsSync(path)) throw new Error(`no local cluster: ${path} is missing; run \`npm run cluster -- up\` first`);
-  return path;
+  return clusterEnv().KUBECONFIG;
 }
 
 /** Runs `npm run cluster -- <args>` (stop/start a component in fault tests). */

@@ -28,6 +28,16 @@ test("flags win over the environment, which wins over defaults", () => {
   assert.equal(c.port, 9090);
 });
 
+test("--name=value works like --name value; SHUTDOWN_GRACE_MS is an option too", () => {
+  const c = config(["--client-namespace=clients", "--port", "0"], { SHUTDOWN_GRACE_MS: "500" });
+  assert.equal(c["client-namespace"], "clients");
+  assert.equal(c.port, 0);
+  assert.equal(c["shutdown-grace-ms"], 500);
+  assert.equal(config([])["shutdown-grace-ms"], 25_000);
+  assert.throws(() => config(["--port"]), /Option '--port' needs a value/);
+  assert.throws(() => config(["clients"]), /Unexpected argument 'clients'/);
+});
+
 test("a command may be a JSON array", () => {
   assert.deepEqual(config(["--client-command", '["sh","-c","sleep 1; echo hi"]'])["client-command"], ["sh", "-c", "sleep 1; echo hi"]);
 });

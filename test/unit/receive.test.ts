@@ -35,3 +35,16 @@ test("refuses batches, non-events and unknown structured formats with a 4xx", as
   await expect(post({ "content-type": "application/cloudevents+json" }, "{not json"), 400, /invalid CloudEvent/);
   await expect(post({ "ce-specversion": "1.0", "ce-type": "t", "ce-source": "/s" }, ""), 400, /invalid CloudEvent/);
 });
+
+test("reads data once, as sent: JSON when the content type says so, base64 as bytes, anything else as text", async () => {
+  const binary = (contentType: string, body: string) =>
+    receiveEvent(post({ "ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "content-type": contentType }, body));
+  assert.deepEqual((await binary("application/json; charset=utf-8", '{"a":1}')).data, { a: 1 });
+  assert.equal((await binary("text/plain", "hi")).data, "hi");
+  await assert.rejects(binary("application/json", "{nope"), /the event data is not valid JSON/);
+  const structured = (event: object) => receiveEvent(post({ "content-type": "application/cloudevents+json" }, JSON.stringify(event)));
+  const bytes = await structured({ specversion: "1.0", id: "1", source: "/s", type: "t", data_base64: btoa('{"a":1}') });
+  assert.deepEqual([bytes.data, "data_base64" in bytes], [new TextEncoder().encode('{"a":1}'), false]);
+  const v03 = await structured({ specversion: "0.3", id: "1", source: "/s", type: "t", datacontentencoding: "base64", data: btoa("x") });
+  assert.deepEqual(v03.data, new TextEncoder().encode("x"));
+});

@@ -2,14 +2,15 @@
  * End-to-end checks of the local cluster (`npm run cluster -- up` must have run):
  * pod-gateway webhooks foo/bar, kwok nodes, scheduling gates, RBAC with a real service-account token.
  *
- * Runs under Node (`node --test test/e2e/cluster.test.ts`) and Deno (`deno test -A test/e2e/cluster.test.ts`).
+ * Runs under Node (`node --test test/harness/local-cluster.test.ts`) and Deno (`deno test -A test/harness/local-cluster.test.ts`).
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { clusterKubeconfig } from "../support/cluster.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -20,8 +21,7 @@ type Reply = { status: number; body: any };
 type Call = (method: string, path: string, body?: unknown, headers?: Record<string, string>) => Promise<Reply>;
 
 function kubeconfigTls(): { server: string; tls: Tls } {
-  const path = process.env.KUBECONFIG?.split(":")[0] || resolve(repo, ".cache/cluster/kubeconfig");
-  if (!existsSync(path)) throw new Error(`no local cluster: ${path} is missing; run \`npm run cluster -- up\` first`);
+  const path = clusterKubeconfig();
   const text = readFileSync(path, "utf8");
   const field = (name: string): string | undefined => text.match(new RegExp(`^\\s*${name}:\\s*(\\S+)\\s*$`, "m"))?.[1];
   const data = (name: string): string | undefined => {

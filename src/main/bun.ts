@@ -1,0 +1,28 @@
+/**
+ * The single executable's entrypoint (scripts/build.sh compiles it with Bun): flags → service → `Bun.serve`
+ * (Bun's native HTTP server, no node:http emulation in between) → signals.
+ */
+import process from "node:process";
+import { bunFetcher } from "../adapter/bun.ts";
+import { startup, stopOnSignal } from "./startup.ts";
+
+/** The part of Bun's API used here (the project has no Bun type package). */
+declare const Bun: {
+  serve(options: { hostname: string; port: number; fetch: (request: Request) => Response | Promise<Response> }): {
+    port: number;
+    stop(closeActiveConnections?: boolean): Promise<void>;
+  };
+};
+
+const started = await startup(process.argv.slice(2), process.env, bunFetcher);
+const { service, config, log } = started;
+
+const server = Bun.serve({ hostname: config.host, port: config.port, fetch: service.app.fetch });
+log({ msg: "listening", host: config.host, port: server.port, kube: service.describe });
+/** Background work (the client lifecycle watch) runs until shutdown. */
+const background = new AbortController();
+service.background?.(background.signal);
+
+const stop = stopOnSignal(started, background, () => server.stop());
+process.once("SIGTERM", () => stop("SIGTERM"));
+process.once("SIGINT", () => stop("SIGINT"));
