@@ -44,6 +44,11 @@ export const FailureReason = v.picklist([
   "NameConflict",
   /** `--max-clients-per-gateway` clients of this gateway exist already; a release frees a slot. */
   "GatewayAtCapacity",
+  /**
+   * The API server refused a step after the pod was created (claiming its capacity slot, lifting its routing
+   * gate) for good, e.g. 403: the pod was deleted before it could be scheduled; `message` says which step.
+   */
+  "AdmissionFailed",
 ]);
 export type FailureReason = v.InferOutput<typeof FailureReason>;
 

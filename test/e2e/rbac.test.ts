@@ -28,6 +28,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
   let token: string;
   let asService: RestClient;
   let service: RunningService;
+  let kubeconfig: string;
 
   before(async () => {
     const env = Object.fromEntries(cluster("env").split("\n").map((line) => /^export (\w+)=(.*)$/.exec(line)).filter((m) => m !== null).map((m) => [m![1], m![2]]));
@@ -55,7 +56,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
 
     // A kubeconfig that is nothing but the ServiceAccount's token and the cluster's CA.
     const ca = readFileSync(join(repo, ".cache/cluster/pki/ca.crt"), "utf8");
-    const kubeconfig = join(dir, "kubeconfig");
+    kubeconfig = join(dir, "kubeconfig");
     writeFileSync(kubeconfig, JSON.stringify({
       apiVersion: "v1",
       kind: "Config",
@@ -85,6 +86,34 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     assert.ok(pod?.spec?.initContainers?.some((container) => container.name === "gateway-init"));
     assert.deepEqual(pod?.spec?.schedulingGates ?? [], []);
     assert.equal((await fetch(`${service.url}/readyz`)).status, 200, "readiness works with this identity too");
+  });
+
+  test("a permanent refusal after the pod was created (403 on leases) answers failed, never 500, and leaves no pod", async () => {
+    // RBAC changed under a running service: capacity needs Leases, and they are no longer granted.
+    const limited = await startService({ KUBECONFIG: kubeconfig, CLIENT_NAMESPACE: CLIENT_NS, MAX_CLIENTS_PER_GATEWAY: "1" });
+    try {
+      kubectl("patch", "role", ACCOUNT, "-n", CLIENT_NS, "--type=json", "-p",
+        JSON.stringify([{ op: "replace", path: "/rules", value: [{ apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list", "watch"] }] }]));
+      const message = HTTP.binary(new CloudEvent({ id: `rbac-lease-${Date.now()}`, source: "/e2e/rbac", type: "io.podgateway.client.pending", data: { gateway_name: "foo" } }));
+      const answers = [];
+      for (let delivery = 0; delivery < 2; delivery++) {
+        const response = await fetch(limited.url, { method: "POST", headers: message.headers as Record<string, string>, body: message.body as string });
+        answers.push({ status: response.status, type: response.headers.get("ce-type"), time: response.headers.get("ce-time"), body: await response.text() });
+      }
+      const [first, second] = answers;
+      assert.equal(first!.status, 200, first!.body);
+      assert.equal(first!.type, "io.podgateway.client.scheduling.failed", first!.body);
+      const data = JSON.parse(first!.body);
+      assert.equal(data.reason, "AdmissionFailed", first!.body);
+      assert.match(data.message, /leases/);
+      assert.deepEqual(second, first, "a redelivery gets the byte-identical answer");
+      const name = (limited.logs.find((line) => line.outcome === "failed")?.pod) as string;
+      assert.ok(name, "the failed event names its pod in the log");
+      assert.equal(await getPodOrNull(CLIENT_NS, name), null, "no gated pod is left behind");
+    } finally {
+      kubectl("apply", "-f", `${repo}/deploy/rbac.yaml`);
+      await limited.stop();
+    }
   });
 
   test("the same identity is forbidden outside its Role", async () => {
