@@ -14,11 +14,11 @@
  * garbage collector deletes it with the pod; a release deletes it at once. A pod that finds no slot is deleted
  * before it could ever be scheduled, and the request gets `GatewayAtCapacity`.
  */
-import { createHash } from "node:crypto";
 import type { Lease } from "kubernetes-types/coordination/v1";
 import type { Pod } from "kubernetes-types/core/v1";
 import { KubeApiError } from "../kube/errors.ts";
 import { getPod } from "../kube/pods.ts";
+import { sha256Hex } from "../util/digest.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
 
@@ -42,7 +42,7 @@ const leasesPath = (namespace: string, name?: string) =>
 
 /** The Lease name of slot `n` of a gateway; gateway names may have capitals and `_`, Lease names may not. */
 export function slotName(gateway: string, n: number): string {
-  return `pgw-slot-${createHash("sha256").update(gateway).digest("hex").slice(0, 16)}-${n}`;
+  return `pgw-slot-${sha256Hex(gateway).slice(0, 16)}-${n}`;
 }
 
 function slotLease(namespace: string, gateway: string, n: number, pod: Pod): Lease {

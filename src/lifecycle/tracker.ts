@@ -185,7 +185,7 @@ export class LifecycleTracker {
         gateway_name: gatewayOf(pod, this.#options),
         ...(failure ? { reason: failure.reason } : {}),
         message: failure?.message ?? describe(transition, namespace, name),
-      });
+      }, failure?.at);
       await sink.send(event);
       entry.emitted.add(transition);
       emitted.add(transition);
