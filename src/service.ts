@@ -66,7 +66,9 @@ export async function createService(
     lifecycle,
     metrics: new Metrics(),
     log,
-    ready: readiness(kube),
+    // Ready = this process can serve. API server trouble is answered per event (503 + Retry-After); taking
+    // every replica out of routing for an API blip would only turn those answers into connection errors.
+    ready: () => Promise.resolve(true),
     maxInFlight: config["max-in-flight"],
     maxBodyBytes: config["max-body-bytes"],
     auth: config["oidc-audience"]
@@ -98,18 +100,5 @@ export function provisionerOptions(config: Config, kube: RestClient): Provisione
       gatewayAnnotationKey: config["gateway-annotation"],
       activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
     },
-  };
-}
-
-/** `/readyz` asks the API server's own `/readyz`, at most once a second however often probes come. */
-function readiness(kube: RestClient): () => Promise<boolean> {
-  let checkedAt = 0;
-  let last: Promise<boolean> = Promise.resolve(false);
-  return () => {
-    if (Date.now() - checkedAt > 1_000) {
-      checkedAt = Date.now();
-      last = kube.performRequest({ method: "GET", path: "/readyz", expect: "text" }).then(() => true, () => false);
-    }
-    return last;
   };
 }
