@@ -20,7 +20,7 @@ export interface Service {
   /** Where the API server is and how we authenticate, for the start-up log line (no secrets). */
   describe: string;
   /**
-   * Background work to run until shutdown (the client lifecycle watch, when enabled); entrypoints
+   * Background work to run until shutdown (the controller's leader election and lifecycle watch); entrypoints
    * start it once listening and abort the signal on SIGTERM.
    */
   background?: (signal: AbortSignal) => Promise<void>;
@@ -36,22 +36,20 @@ export async function createService(
   env: Record<string, string | undefined>,
   log: Logger = jsonLogger,
 ): Promise<Service> {
-  const timeoutMs = config["kube-timeout-ms"];
-  const useInCluster = !config.kubeconfig && isInCluster(env);
-  const path = kubeconfigPath(undefined, { KUBECONFIG: config.kubeconfig });
-  const kube = useInCluster ? await inClusterClient(fetcherFor, { timeoutMs, env }) : await kubeconfigClient(path, fetcherFor, { timeoutMs });
-
+  if (config["client-lifecycle-events"]) {
+    throw new Error(
+      "--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) is the controller's: run `podgateway-provisioner controller` with it " +
+        "beside the service (the service holds no watch and no finalizer, so it may scale to zero)",
+    );
+  }
+  const { kube, describe } = await connect(config, fetcherFor, env);
   const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
   const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
-  if (config["client-lifecycle-events"] && !sink) {
-    throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
-  }
   const lifecycle = createLifecycle({
     kube,
     namespace: config["client-namespace"],
     stamp,
     log,
-    lifecycleSink: config["client-lifecycle-events"] ? sink : undefined,
     gatewayLabelKey: config["gateway-label"],
     gatewayAnnotationKey: config["gateway-annotation"],
     sidecarContainer: config["gateway-sidecar-container"],
@@ -78,13 +76,16 @@ export async function createService(
   if (!config["oidc-audience"]) {
     log({ msg: "WARNING: sender authentication is off: anyone who can reach this service can create client pods; set --oidc-audience and --allowed-senders" });
   }
-  const tracker = lifecycle.tracker;
-  return {
-    app,
-    kube,
-    describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})`,
-    background: tracker && ((signal) => tracker.run(signal)),
-  };
+  return { app, kube, describe };
+}
+
+/** The API server client, from the kubeconfig or the in-cluster service account; `describe` names it without secrets. */
+export async function connect(config: Config, fetcherFor: FetcherFactory, env: Record<string, string | undefined>) {
+  const timeoutMs = config["kube-timeout-ms"];
+  const useInCluster = !config.kubeconfig && isInCluster(env);
+  const path = kubeconfigPath(undefined, { KUBECONFIG: config.kubeconfig });
+  const kube = useInCluster ? await inClusterClient(fetcherFor, { timeoutMs, env }) : await kubeconfigClient(path, fetcherFor, { timeoutMs });
+  return { kube, describe: useInCluster ? "in-cluster service account" : `kubeconfig ${path} (${kube.server})` };
 }
 
 /** How client pods are made, from the configuration; the benchmark's baseline uses the very same. */

@@ -14,10 +14,8 @@ import { KubeApiError } from "../kube/errors.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
-import { gatewayOf } from "../provision/client-pod.ts";
+import { ANNOTATION_REQUEST_ID, gatewayOf } from "../provision/client-pod.ts";
 import {
-  type ClientStatus,
-  clientStatus,
   dueTransitions,
   failureOf,
   isAdmitted,
@@ -36,8 +34,14 @@ export interface TrackerOptions extends StateRules {
   namespace: string;
   /** Selects exactly the pods this service created. */
   labelSelector: string;
-  sink: EventSink;
+  /** Where lifecycle events go; without one no event is delivered and no finalizer is added (only the sweep runs). */
+  sink?: EventSink;
   stamp: ResultStamp;
+  /**
+   * A pod still behind the routing gate this long after its creation is an abandoned request (its sender gave
+   * up, or the service died mid-way): it is deleted. 0: never.
+   */
+  gatedPodTimeoutMs?: number;
   log: Logger;
   gatewayLabelKey: string;
   gatewayAnnotationKey: string;
@@ -56,16 +60,12 @@ interface Entry {
   emitted: Set<Transition>;
 }
 
-const RECENTLY_DELETED = 1_000;
-
 export class LifecycleTracker {
   readonly #options: TrackerOptions;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #running = new Set<string>();
   readonly #again = new Set<string>();
-  /** Pods whose `deleted` was delivered, newest last, for the status endpoint. */
-  readonly #deleted = new Map<string, ClientStatus>();
   #synced = false;
 
   constructor(options: TrackerOptions) {
@@ -90,11 +90,6 @@ export class LifecycleTracker {
     } finally {
       clearInterval(sweep);
     }
-  }
-
-  /** The last known status of a pod that was deleted (and reported) since this process started. */
-  deletedClient(name: string): ClientStatus | undefined {
-    return this.#deleted.get(name);
   }
 
   /** Waits until no reconciliation runs: for tests and for a clean shutdown. */
@@ -168,6 +163,17 @@ export class LifecycleTracker {
     // A pod still behind the routing gate is a request in progress; if it never gets past, no client existed.
     if (!isAdmitted(pod)) {
       if (entry.gone) this.#entries.delete(uid);
+      else if (this.#abandoned(pod)) {
+        const { namespace, name } = pod.metadata as { namespace: string; name: string };
+        await deletePod(kube, namespace, name, uid).catch((error) => {
+          if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+        });
+        log({ msg: "abandoned request: gated pod deleted", pod: name, causationid: pod.metadata?.annotations?.[ANNOTATION_REQUEST_ID] });
+      }
+      return;
+    }
+    if (!sink) {
+      if (entry.gone) this.#entries.delete(uid);
       return;
     }
     const deleting = entry.gone || Boolean(pod.metadata?.deletionTimestamp);
@@ -193,7 +199,6 @@ export class LifecycleTracker {
 
       if (transition === "deleted") {
         if (!entry.gone) await removeFinalizer(kube, pod);
-        this.#remember(clientStatus(pod, this.#options, now, gatewayOf(pod, this.#options), true));
       } else if (!entry.gone) {
         await recordTransitions(kube, pod, emitted);
       }
@@ -208,11 +213,12 @@ export class LifecycleTracker {
     if (entry.gone && (emitted.has("deleted") || !isAdmitted(pod))) this.#entries.delete(uid);
   }
 
-  #remember(status: ClientStatus): void {
-    this.#deleted.delete(status.pod_name);
-    this.#deleted.set(status.pod_name, status);
-    if (this.#deleted.size > RECENTLY_DELETED) this.#deleted.delete(this.#deleted.keys().next().value!);
+  #abandoned(pod: Pod): boolean {
+    const timeoutMs = this.#options.gatedPodTimeoutMs ?? 0;
+    const created = Date.parse(pod.metadata?.creationTimestamp ?? "");
+    return timeoutMs > 0 && !pod.metadata?.deletionTimestamp && Number.isFinite(created) && this.#now() - created >= timeoutMs;
   }
+
 }
 
 function describe(transition: Transition, namespace: string, name: string): string {

@@ -14,7 +14,8 @@ const server = Deno.serve({
 }, service.app.fetch);
 /** Background work (the client lifecycle watch) runs until shutdown. */
 const background = new AbortController();
-service.background?.(background.signal);
+/** The controller gives its Lease up when this ends: wait for it before exiting. */
+const backgroundDone = service.background?.(background.signal);
 
 /** SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish, exit. */
 const stop = (signal: string) => {
@@ -24,7 +25,7 @@ const stop = (signal: string) => {
     log({ msg: "in-flight requests outlived the shutdown grace period" });
     exit(1);
   }, started.shutdownGraceMs);
-  server.shutdown().then(() => {
+  server.shutdown().then(() => backgroundDone).then(() => {
     clearTimeout(deadline);
     log({ msg: "stopped" });
     exit(0);

@@ -15,13 +15,15 @@ const server = serve({ fetch: service.app.fetch, hostname: config.host, port: co
 }) as Server;
 /** Background work (the client lifecycle watch) runs until shutdown. */
 const background = new AbortController();
-service.background?.(background.signal);
+/** The controller gives its Lease up when this ends: wait for it before exiting. */
+const backgroundDone = service.background?.(background.signal);
 
 /** SIGTERM (Knative scale-down, rolling update): stop accepting, let in-flight events finish, exit. */
 const stop = (signal: string) => {
   log({ msg: "shutting down", signal });
   background.abort();
-  server.close(() => {
+  server.close(async () => {
+    await backgroundDone;
     log({ msg: "stopped" });
     exit(0);
   });

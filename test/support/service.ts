@@ -15,6 +15,12 @@ export interface RunningService {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
+/** Runs `podgateway-provisioner controller` (leader-elected lifecycle tracker) the same way as the service. */
+export function startController(env: Record<string, string> = {}): Promise<RunningService> {
+  const command = serviceCommand(repo);
+  return startService(env, { command: command.command, args: [...command.args, "controller"] });
+}
+
 /** Runs the service on a free port against the local cluster; `env` adds or overrides options. */
 export async function startService(env: Record<string, string> = {}, command = serviceCommand(repo)): Promise<RunningService> {
   const child = spawn(command.command, command.args, {

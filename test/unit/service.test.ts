@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadConfig } from "../../src/config.ts";
+import { createController } from "../../src/controller/controller.ts";
 import { createService } from "../../src/service.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "service-"));
@@ -22,7 +23,8 @@ const config = (env: Record<string, string>) => {
 const noFetch = () => () => Promise.reject(new Error("no network in this test"));
 
 test("start-up refuses settings that cannot work, before anything listens", async () => {
-  await assert.rejects(createService(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), noFetch, {}, () => {}), /needs K_SINK/);
+  await assert.rejects(createService(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), noFetch, { K_SINK: "http://x" }, () => {}), /controller's/);
+  await assert.rejects(createController(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), noFetch, {}, () => {}), /needs K_SINK/);
   await assert.rejects(createService(config({}), noFetch, { K_CE_OVERRIDES: "{" }, () => {}), /K_CE_OVERRIDES is not valid JSON/);
 });
 
