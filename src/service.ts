@@ -7,6 +7,7 @@ import { httpSink } from "./events/sink.ts";
 import { createLifecycle } from "./lifecycle/lifecycle.ts";
 import { inClusterClient, isInCluster } from "./kube/in-cluster.ts";
 import { kubeconfigClient, kubeconfigPath } from "./kube/kubeconfig.ts";
+import { leasePermissions, type Permission, podPermissions, requirePermissions } from "./kube/access.ts";
 import type { HttpRestClient } from "./kube/http-client.ts";
 import type { FetcherFactory, RestClient } from "./kube/rest-client.ts";
 import { jsonLogger, type Logger } from "./observability/log.ts";
@@ -43,6 +44,7 @@ export async function createService(
     );
   }
   const { kube, describe } = await connect(config, fetcherFor, env);
+  await requirePermissions(kube, serviceNeeds(config), (message) => log({ msg: `WARNING: ${message}` }));
   const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
   const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
   const lifecycle = createLifecycle({
@@ -77,6 +79,19 @@ export async function createService(
     log({ msg: "WARNING: sender authentication is off: anyone who can reach this service can create client pods; set --oidc-audience and --allowed-senders" });
   }
   return { app, kube, describe };
+}
+
+/** What the service does with the API, by enabled feature: the start-up check asks for exactly this. */
+export function serviceNeeds(config: Config): Permission[] {
+  const namespace = config["client-namespace"];
+  return [
+    ...podPermissions(namespace, ["create", "get", "patch", "delete"], "pending and release events"),
+    ...podPermissions(namespace, ["list"], "GET /clients"),
+    ...(config["max-clients-per-gateway"] > 0
+      ? leasePermissions(namespace, ["get", "list", "create", "update", "delete"], "--max-clients-per-gateway")
+      : []),
+    ...(config["oidc-audience"] ? [{ verb: "create", group: "authentication.k8s.io", resource: "tokenreviews", for: "--oidc-audience" }] : []),
+  ];
 }
 
 /** The API server client, from the kubeconfig or the in-cluster service account; `describe` names it without secrets. */

@@ -8,6 +8,7 @@ import { Hono } from "hono";
 import type { Config } from "../config.ts";
 import { parseCeOverrides } from "../events/results.ts";
 import { httpSink } from "../events/sink.ts";
+import { leasePermissions, type Permission, podPermissions, requirePermissions } from "../kube/access.ts";
 import { listPods } from "../kube/pods.ts";
 import type { FetcherFactory } from "../kube/rest-client.ts";
 import { LIFECYCLE_FINALIZER } from "../lifecycle/client-state.ts";
@@ -33,6 +34,7 @@ export async function createController(config: Config, fetcherFor: FetcherFactor
     throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
   }
   const { kube, describe } = await connect(config, fetcherFor, env);
+  await requirePermissions(kube, controllerNeeds(config), (message) => log({ msg: `WARNING: ${message}` }));
   const namespace = config["client-namespace"];
   const identity = `${env.POD_NAME || env.HOSTNAME || "controller"}-${crypto.randomUUID().slice(0, 8)}`;
   let leading = false;
@@ -83,6 +85,16 @@ export async function createController(config: Config, fetcherFor: FetcherFactor
   return { app, kube, describe: `${describe}, controller ${identity}`, background };
 }
 
+/** What the controller does with the API, by enabled feature: the start-up check asks for exactly this. */
+export function controllerNeeds(config: Config): Permission[] {
+  const namespace = config["client-namespace"];
+  return [
+    ...leasePermissions(namespace, ["get", "create", "update"], "leader election"),
+    ...podPermissions(namespace, ["list", "watch", "delete"], "the sweep of abandoned gated pods"),
+    ...(config["client-lifecycle-events"] ? podPermissions(namespace, ["get", "patch"], "--client-lifecycle-events (finalizer, records)") : []),
+  ];
+}
+
 /**
  * `controller --remove-finalizers`: the uninstall step. Takes our finalizer off every client pod, so that
  * deleting them (or their namespace) completes once no controller runs any more. Stop the controller first:
@@ -91,6 +103,7 @@ export async function createController(config: Config, fetcherFor: FetcherFactor
  */
 export async function removeAllFinalizers(config: Config, fetcherFor: FetcherFactory, env: Record<string, string | undefined>): Promise<number> {
   const { kube } = await connect(config, fetcherFor, env);
+  await requirePermissions(kube, podPermissions(config["client-namespace"], ["list", "get", "patch"], "--remove-finalizers"), () => {});
   const pods = await listPods(kube, config["client-namespace"], CLIENTS);
   let freed = 0;
   for (const pod of pods.items) {
