@@ -42,7 +42,7 @@ export function createLifecycle(settings: LifecycleSettings): Lifecycle {
   const rules = { sidecarContainer: settings.sidecarContainer, readyTimeoutMs: settings.readyTimeoutMs };
   const keys = { gatewayLabelKey: settings.gatewayLabelKey, gatewayAnnotationKey: settings.gatewayAnnotationKey };
   const capacity: CapacityOptions | undefined = settings.maxClientsPerGateway > 0
-    ? { kube, namespace, maxPerGateway: settings.maxClientsPerGateway }
+    ? { kube, namespace, maxPerGateway: settings.maxClientsPerGateway, gatewayLabelKey: settings.gatewayLabelKey }
     : undefined;
   return {
     admit: capacity

@@ -74,3 +74,43 @@ test("a released pod's slot is free again at once; racing take-overs of one stal
   assert.equal(new Set(holders).size, 2);
   assert.ok(holders.every((holder) => holder?.startsWith("c")));
 });
+
+test("a claim costs O(1) API calls at a limit of 1,000: one LIST and one create, or two LISTs and one take-over", async () => {
+  const { kube, options } = setup(1_000);
+  // Slots 0..998 held (written directly: claiming them one by one would make the test O(n²)).
+  for (let n = 0; n < 999; n++) {
+    const pod = kube.addPod(`h${n}`);
+    await kube.performRequest({
+      method: "POST",
+      path: "/apis/coordination.k8s.io/v1/namespaces/ns/leases",
+      body: {
+        metadata: {
+          name: slotName("foo", n),
+          labels: { "app.kubernetes.io/managed-by": "podgateway-provisioner", "podgateway.io/gateway": "foo", "podgateway.io/holder-uid": pod.metadata!.uid! },
+        },
+        spec: { holderIdentity: pod.metadata!.name },
+      },
+    });
+  }
+  assert.equal(kube.leases.size, 999);
+
+  const callsOf = async (pod: Pod) => {
+    kube.calls.length = 0;
+    const claim = await claimSlot(options, "foo", pod);
+    return { claim, calls: [...kube.calls] };
+  };
+  const last = await callsOf(kube.addPod("last"));
+  assert.deepEqual(last.claim, { ok: true, slot: 999 });
+  // LIST slots, POST the free one, LIST again to settle (a twin delivery may have claimed one too).
+  assert.deepEqual(last.calls.map((call) => call.split(" ")[0]), ["GET", "POST", "GET"], last.calls.join("\n"));
+
+  const full = await callsOf(kube.addPod("full"));
+  assert.equal(full.claim.ok, false);
+  assert.equal(full.calls.length, 2, `list slots + list pods, however many slots: ${full.calls.join("\n")}`);
+
+  kube.pods.delete("h500");
+  const takeover = await callsOf(kube.addPod("after"));
+  assert.ok(takeover.claim.ok);
+  assert.equal(takeover.claim.ok && takeover.claim.slot, 500);
+  assert.ok(takeover.calls.length <= 4, takeover.calls.join("\n"));
+});
