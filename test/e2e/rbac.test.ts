@@ -64,7 +64,8 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     return path;
   };
   const send = async (url: string, id: string, bearer = senderToken) => {
-    const message = HTTP.binary(new CloudEvent({ id, source: "/e2e/rbac", type: "io.podgateway.client.pending", data: { gateway_name: "foo" } }));
+    // A fixed time: every send of one id is a redelivery of the same event, as a broker makes it.
+    const message = HTTP.binary(new CloudEvent({ id, source: "/e2e/rbac", type: "io.podgateway.client.pending", time: "2026-01-01T00:00:00Z", data: { gateway_name: "foo" } }));
     const response = await fetch(url, { method: "POST", headers: { ...message.headers as Record<string, string>, authorization: `Bearer ${bearer}` }, body: message.body as string });
     return { status: response.status, type: response.headers.get("ce-type"), time: response.headers.get("ce-time"), body: await response.text() };
   };
