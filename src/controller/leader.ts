@@ -42,7 +42,7 @@ export async function runLeaderElection(options: LeaderElectionOptions, lead: (s
   let observed: { version: string; at: number } | undefined;
 
   /** One attempt to acquire or renew: whether we hold the Lease afterwards, or someone else does. */
-  async function tryAcquireOrRenew(): Promise<"held" | "other"> {
+  async function tryAcquireOrRenew(signal: AbortSignal): Promise<"held" | "other"> {
     const now = Date.now();
     let lease: Lease | undefined;
     try {
@@ -78,9 +78,10 @@ export async function runLeaderElection(options: LeaderElectionOptions, lead: (s
     return "held";
   }
 
-  const attempt = async (): Promise<"held" | "other" | "unknown"> => {
+  /** `timeoutMs`: a slow API server must not keep a leader working past its renew deadline. */
+  const attempt = async (timeoutMs: number): Promise<"held" | "other" | "unknown"> => {
     try {
-      return await tryAcquireOrRenew();
+      return await tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(Math.max(timeoutMs, 1))]));
     } catch (error) {
       // 409: another candidate wrote first. Anything else (API down): we cannot tell; the deadline decides.
       if (error instanceof KubeApiError && error.code === 409) return "other";
@@ -90,7 +91,7 @@ export async function runLeaderElection(options: LeaderElectionOptions, lead: (s
   };
 
   while (!signal.aborted) {
-    if ((await attempt()) !== "held") {
+    if ((await attempt(retryPeriodMs)) !== "held") {
       await sleep(retryPeriodMs, signal);
       continue;
     }
@@ -104,7 +105,7 @@ export async function runLeaderElection(options: LeaderElectionOptions, lead: (s
     while (!signal.aborted) {
       await sleep(retryPeriodMs, signal);
       if (signal.aborted) break;
-      const outcome = await attempt();
+      const outcome = await attempt(renewed + renewDeadlineMs - Date.now());
       if (outcome === "held") renewed = Date.now();
       else if (outcome === "other" || Date.now() - renewed >= renewDeadlineMs) break;
     }

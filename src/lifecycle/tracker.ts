@@ -60,12 +60,16 @@ interface Entry {
   emitted: Set<Transition>;
 }
 
+const RECONCILING = 16;
+
 export class LifecycleTracker {
   readonly #options: TrackerOptions;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #running = new Set<string>();
   readonly #again = new Set<string>();
+  readonly #waiting: (() => void)[] = [];
+  #active = 0;
   #synced = false;
 
   constructor(options: TrackerOptions) {
@@ -141,6 +145,7 @@ export class LifecycleTracker {
     }
     this.#running.add(uid);
     (async () => {
+      await this.#turn();
       try {
         do {
           this.#again.delete(uid);
@@ -151,8 +156,28 @@ export class LifecycleTracker {
         this.#options.log({ msg: "client lifecycle: will retry", pod: entry?.pod.metadata?.name, error: (error as Error).message });
       } finally {
         this.#running.delete(uid);
+        this.#endTurn();
       }
     })();
+  }
+
+  /**
+   * At most RECONCILING pods between delivering and recording at once: bounds the API burst after a list of
+   * thousands, and what a leader killed mid-way can have delivered without recording (delivered again by its
+   * successor, same id).
+   */
+  async #turn(): Promise<void> {
+    if (this.#active < RECONCILING) {
+      this.#active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #endTurn(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#active--;
   }
 
   async #reconcile(uid: string): Promise<void> {
