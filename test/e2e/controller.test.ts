@@ -4,13 +4,11 @@
  * pods abandoned behind the routing gate are swept; `controller --remove-finalizers` frees every client pod.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
-import { adminClient, clusterKubeconfig, getPodOrNull, listPods, repo, routedNamespace, waitFor } from "../support/cluster.ts";
+import { adminClient, getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
-import { serviceCommand } from "../support/runtime.ts";
-import { type RunningService, startController, startService } from "../support/service.ts";
+import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
 
 const LEASE_S = 4;
 const RETRY_S = 1;
@@ -51,15 +49,7 @@ describe("controller: leader election, hand-over, sweep, uninstall", () => {
     for (const controller of controllers) await controller.stop("SIGKILL").catch(() => {});
     await service?.stop();
     await sink?.close();
-    const kube = await adminClient();
-    for (const pod of await listPods(namespace.name).catch(() => [])) {
-      await kube.performRequest({
-        method: "PATCH",
-        path: `/api/v1/namespaces/${namespace.name}/pods/${pod.metadata!.name}`,
-        contentType: "application/merge-patch+json",
-        body: { metadata: { finalizers: null } },
-      }).catch(() => {});
-    }
+    if (namespace) removeFinalizers(namespace.name);
     await namespace?.remove();
   });
 
@@ -105,11 +95,7 @@ describe("controller: leader election, hand-over, sweep, uninstall", () => {
     const pod = await provision(service.url, "ctl-uninstall");
     await waitFor("the finalizer", async () => (await getPodOrNull(namespace.name, pod))?.metadata?.finalizers?.includes("podgateway.io/lifecycle") ?? false);
     for (const controller of controllers) await controller.stop();
-    const command = serviceCommand(repo);
-    const run = spawnSync(command.command, [...command.args, "controller", "--remove-finalizers"], {
-      env: { ...process.env, KUBECONFIG: clusterKubeconfig(), CLIENT_NAMESPACE: namespace.name },
-      encoding: "utf8",
-    });
+    const run = removeFinalizers(namespace.name);
     assert.equal(run.status, 0, run.stderr + run.stdout);
     assert.match(run.stdout, /"msg":"finalizers removed","pods":1/);
     assert.deepEqual((await listPods(namespace.name)).flatMap((item) => item.metadata?.finalizers ?? []), []);

@@ -10,7 +10,7 @@ import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
 import type { Pod } from "kubernetes-types/core/v1";
 import { adminClient, getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
-import { type RunningService, startController, startService } from "../support/service.ts";
+import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
 
 const T = "io.podgateway.client.";
 type Reply = { status: number; event?: CloudEventV1<Record<string, string>>; body: string };
@@ -91,19 +91,10 @@ describe("client lifecycle on the local cluster", () => {
   });
   after(async () => {
     // Our finalizer holds deleted pods until the controller reports them: delete them while it runs.
-    const kube = await adminClient();
     const pods = namespace ? await listPods(namespace.name).catch(() => [] as Pod[]) : [];
     await Promise.all(pods.map((pod) => deletePodAsAdmin(namespace.name, pod.metadata!.name!).catch(() => {})));
-    await waitFor("every client pod to be gone", async () => (await listPods(namespace.name)).length === 0, 30_000).catch(async () => {
-      for (const pod of await listPods(namespace.name)) {
-        await kube.performRequest({
-          method: "PATCH",
-          path: `/api/v1/namespaces/${namespace.name}/pods/${pod.metadata!.name}`,
-          contentType: "application/merge-patch+json",
-          body: { metadata: { finalizers: null } },
-        }).catch(() => {});
-      }
-    });
+    await waitFor("every client pod to be gone", async () => (await listPods(namespace.name)).length === 0, 30_000)
+      .catch(() => removeFinalizers(namespace.name));
     await controller?.stop();
     await service?.stop();
     await sink?.close();

@@ -18,7 +18,7 @@ import type { RestClient } from "../../src/kube/rest-client.ts";
 import { adminClient, cluster, clusterKubeconfig, getPodOrNull, repo, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
 import { fetcherFactory, serviceCommand } from "../support/runtime.ts";
-import { type RunningService, startController, startService } from "../support/service.ts";
+import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
 
 const SERVICE_NS = "podgateway";
 const CLIENT_NS = "podgateway-clients";
@@ -109,7 +109,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     await controller?.stop();
     await sink?.close();
     // The controller is stopped: the uninstall step frees the client pods of its finalizer.
-    startUp(["controller", "--remove-finalizers"], { KUBECONFIG: clusterKubeconfig(), CLIENT_NAMESPACE: CLIENT_NS });
+    removeFinalizers(CLIENT_NS);
     rmSync(dir, { recursive: true, force: true });
     if (createdNamespaces.length > 0) kubectl("delete", "namespace", "--timeout=90s", ...createdNamespaces); // waited for: deploy.test.ts reuses the names
     else kubectl("delete", "-f", `${repo}/deploy/rbac.yaml`, "--ignore-not-found");
