@@ -14,10 +14,11 @@ import { KubeApiError } from "../kube/errors.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
-import { ANNOTATION_REQUEST_ID, gatewayOf } from "../provision/client-pod.ts";
+import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, gatewayOf } from "../provision/client-pod.ts";
 import {
   dueTransitions,
   failureOf,
+  ANNOTATION_EMITTED,
   isAdmitted,
   LIFECYCLE_FINALIZER,
   recordedTransitions,
@@ -122,7 +123,8 @@ export class LifecycleTracker {
     if (uid) this.#update(uid, pod, type === "DELETED");
   }
 
-  #update(uid: string, pod: Pod, gone: boolean): void {
+  #update(uid: string, full: Pod, gone: boolean): void {
+    const pod = essentials(full, this.#options);
     const entry = this.#entries.get(uid);
     if (entry) {
       entry.pod = pod;
@@ -244,6 +246,50 @@ export class LifecycleTracker {
     return timeoutMs > 0 && !pod.metadata?.deletionTimestamp && Number.isFinite(created) && this.#now() - created >= timeoutMs;
   }
 
+}
+
+/**
+ * What the tracker keeps of a pod: only what the state rules, the events and the records read. At 20,000 pods
+ * whole Pod objects (spec, managed fields, every status detail) would be most of the controller's memory.
+ */
+function essentials(pod: Pod, options: TrackerOptions): Pod {
+  const { metadata = {}, spec, status } = pod;
+  const pick = (from: Record<string, string> | undefined, keys: string[]) => {
+    const kept: Record<string, string> = {};
+    for (const key of keys) if (key && from?.[key] !== undefined) kept[key] = from[key]!;
+    return kept;
+  };
+  const ready = status?.conditions?.find((condition) => condition.type === "Ready");
+  return {
+    metadata: {
+      name: metadata.name,
+      namespace: metadata.namespace,
+      uid: metadata.uid,
+      creationTimestamp: metadata.creationTimestamp,
+      deletionTimestamp: metadata.deletionTimestamp,
+      finalizers: metadata.finalizers,
+      labels: pick(metadata.labels, [options.gatewayLabelKey]),
+      annotations: pick(metadata.annotations, [ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, ANNOTATION_EMITTED, options.gatewayAnnotationKey]),
+    },
+    spec: { containers: [], schedulingGates: spec?.schedulingGates?.map((gate) => ({ name: gate.name })) },
+    status: {
+      phase: status?.phase,
+      reason: status?.reason,
+      message: status?.message,
+      conditions: ready ? [{ type: "Ready", status: ready.status, lastTransitionTime: ready.lastTransitionTime }] : [],
+      containerStatuses: status?.containerStatuses?.map((container) => ({
+        name: container.name,
+        image: "",
+        imageID: "",
+        ready: container.ready,
+        restartCount: 0,
+        state: {
+          ...(container.state?.running ? { running: {} } : {}),
+          ...(container.state?.terminated ? { terminated: { exitCode: container.state.terminated.exitCode, finishedAt: container.state.terminated.finishedAt } } : {}),
+        },
+      })),
+    },
+  };
 }
 
 function describe(transition: Transition, namespace: string, name: string): string {
