@@ -13,7 +13,7 @@ const { service, config, log } = started;
 const server = serve({ fetch: service.app.fetch, hostname: config.host, port: config.port }, (info) => {
   log({ msg: "listening", host: config.host, port: info.port, kube: service.describe });
 }) as Server;
-/** Background work (the client lifecycle watch) runs until shutdown. */
+/** Background work (the controller's leader election and lifecycle watch) runs until shutdown. */
 const background = new AbortController();
 /** The controller gives its Lease up when this ends: wait for it before exiting. */
 const backgroundDone = service.background?.(background.signal);
