@@ -72,6 +72,7 @@ export class LifecycleTracker {
   readonly #waiting: (() => void)[] = [];
   #active = 0;
   #synced = false;
+  #startedAt = 0;
 
   constructor(options: TrackerOptions) {
     this.#options = options;
@@ -87,6 +88,7 @@ export class LifecycleTracker {
   async run(signal: AbortSignal): Promise<void> {
     const { kube, namespace, labelSelector, log } = this.#options;
     const sweep = setInterval(() => this.#sweep(), this.#options.resyncMs ?? 5_000);
+    this.#startedAt = Date.now();
     try {
       await watchPods({ kube, namespace, labelSelector, log, watchSeconds: this.#options.watchSeconds }, {
         onList: (pods) => this.#onList(pods),
@@ -115,6 +117,8 @@ export class LifecycleTracker {
     for (const [uid, entry] of this.#entries) {
       if (!present.has(uid) && !entry.gone) this.#update(uid, entry.pod, true);
     }
+    // How long a new leader needs to list and resume (the first list of a term), for the scale runs.
+    if (!this.#synced) this.#options.log({ msg: "client lifecycle: listed", pods: pods.length, ms: Date.now() - this.#startedAt });
     this.#synced = true;
   }
 

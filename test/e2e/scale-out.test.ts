@@ -6,6 +6,7 @@
  * nothing is left with a finalizer.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
 import { clientPodName } from "../../src/provision/client-pod.ts";
@@ -25,6 +26,8 @@ const releaseMessage = (id: string, pendingId: string): WireMessage => {
   const message = HTTP.binary(new CloudEvent({ id, source: SOURCE, type: "io.podgateway.client.release", data: { source: SOURCE, id: pendingId } }));
   return { id, headers: message.headers as Record<string, string>, body: message.body as string };
 };
+/** Resident memory of a process, from /proc (Linux). */
+const rssMiB = (pid: number) => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024);
 const leading = async (controller: RunningService) => {
   try {
     return (await (await fetch(`${controller.url}/leader`)).json()).leading as boolean;
@@ -106,6 +109,7 @@ describe(`scale-out: 3 services, 2 controllers, ${PENDING_EVENTS} pending, ${REL
     const duplicates = [...counts].filter(([, count]) => count > 1);
     const settledMs = Date.now() - started;
 
+    const survivor = controllers.find((controller) => controller.process.exitCode === null && controller.process.signalCode === null)!;
     // Uninstall-like end: every remaining client is deleted with the new leader running; none may hang.
     const kube = await adminClient();
     await runLoad(await listPods(namespace.name), { concurrency: CONCURRENCY, deadlineMs: 30 * 60_000 }, (pod) =>
@@ -121,6 +125,8 @@ describe(`scale-out: 3 services, 2 controllers, ${PENDING_EVENTS} pending, ${REL
       lifecycle_events: lifecycle().length,
       duplicate_ids: duplicates.length,
       retried_pending: pending.filter((delivery) => (delivery?.attempts.length ?? 0) > 1).length,
+      new_leader_listed: survivor.logs.filter((line) => line.msg === "client lifecycle: listed").at(-1),
+      controller_rss_mib: rssMiB(survivor.process.pid!),
     }));
     // The killed leader may have delivered an event and died before recording it: then it comes again with the
     // same id (at most the few in flight at the kill); a clean hand-over has none.
