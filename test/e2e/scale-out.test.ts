@@ -43,6 +43,18 @@ describe(`scale-out: 3 services, 2 controllers, ${PENDING_EVENTS} pending, ${REL
   const controllers: RunningService[] = [];
 
   before(async () => {
+    // kwok's nodes take 110 pods each, like kubelets; a full-size run needs room for all of its clients.
+    const kube = await adminClient();
+    const nodes = await kube.performRequest<{ items: { metadata: { name: string } }[] }>({ method: "GET", path: "/api/v1/nodes" });
+    const room = String(Math.ceil(PENDING_EVENTS / nodes.items.length) + 110);
+    for (const node of nodes.items) {
+      await kube.performRequest({
+        method: "PATCH",
+        path: `/api/v1/nodes/${node.metadata.name}/status`,
+        contentType: "application/merge-patch+json",
+        body: { status: { allocatable: { pods: room }, capacity: { pods: room } } },
+      });
+    }
     namespace = await routedNamespace("e2e-scale");
     sink = await startReceiver();
     const env = { CLIENT_NAMESPACE: namespace.name, KUBE_TIMEOUT_MS: "30000" };
