@@ -256,7 +256,7 @@ export class LifecycleTracker {
  * What the tracker keeps of a pod: only what the state rules, the events and the records read. At 20,000 pods
  * whole Pod objects (spec, managed fields, every status detail) would be most of the controller's memory.
  */
-function essentials(pod: Pod, options: TrackerOptions): Pod {
+export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabelKey" | "gatewayAnnotationKey">): Pod {
   const { metadata = {}, spec, status } = pod;
   const pick = (from: Record<string, string> | undefined, keys: string[]) => {
     const kept: Record<string, string> = {};
