@@ -104,12 +104,13 @@ export function controllerNeeds(config: Config): Permission[] {
 export async function removeAllFinalizers(config: Config, fetcherFor: FetcherFactory, env: Record<string, string | undefined>): Promise<number> {
   const { kube } = await connect(config, fetcherFor, env);
   await requirePermissions(kube, podPermissions(config["client-namespace"], ["list", "get", "patch"], "--remove-finalizers"), () => {});
-  const pods = await listPods(kube, config["client-namespace"], CLIENTS);
-  let freed = 0;
-  for (const pod of pods.items) {
-    if (!pod.metadata?.finalizers?.includes(LIFECYCLE_FINALIZER)) continue;
-    await removeFinalizer(kube, pod);
-    freed++;
-  }
-  return freed;
+  const held = (await listPods(kube, config["client-namespace"], CLIENTS)).items
+    .filter((pod) => pod.metadata?.finalizers?.includes(LIFECYCLE_FINALIZER));
+  // Sixteen at a time: thousands of pods one by one would make an uninstall take minutes.
+  let next = 0;
+  const worker = async () => {
+    while (next < held.length) await removeFinalizer(kube, held[next++]!);
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return held.length;
 }

@@ -10,7 +10,10 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
 import { clientPodName } from "../../src/provision/client-pod.ts";
-import { adminClient, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
+import { kubeconfigClient } from "../../src/kube/kubeconfig.ts";
+import { listPods as listPodsIn } from "../../src/kube/pods.ts";
+import { adminClient, clusterKubeconfig, routedNamespace, waitFor } from "../support/cluster.ts";
+import { fetcherFactory } from "../support/runtime.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
 import { deliver, DONE, KNATIVE_POLICY, pendingMessage, runLoad, sleep, type WireMessage } from "../support/knative-sender.ts";
 import { type RunningService, startController, startService } from "../support/service.ts";
@@ -41,6 +44,12 @@ describe(`scale-out: 3 services, 2 controllers, ${PENDING_EVENTS} pending, ${REL
   let sink: EventReceiver;
   const services: RunningService[] = [];
   const controllers: RunningService[] = [];
+
+  /** Every pod of the namespace; thousands take longer than the admin client's 10 s deadline. */
+  const listAll = async () => {
+    const patient = await kubeconfigClient(clusterKubeconfig(), await fetcherFactory(), { timeoutMs: 300_000 });
+    return (await listPodsIn(patient, namespace.name)).items;
+  };
 
   before(async () => {
     // kwok's nodes take 110 pods each, like kubelets; a full-size run needs room for all of its clients.
@@ -102,7 +111,7 @@ describe(`scale-out: 3 services, 2 controllers, ${PENDING_EVENTS} pending, ${REL
     const releases = await runLoad(released, { concurrency: CONCURRENCY, deadlineMs: 10 * 60_000 }, (id) => deliver(next, releaseMessage(`rel-${id}`, id), policy));
     assert.equal(releases.filter((delivery) => delivery?.answer?.headers["ce-type"] === "io.podgateway.client.release.done").length, RELEASES);
 
-    const live = await listPods(namespace.name);
+    const live = await listAll();
     assert.equal(live.filter((pod) => !pod.metadata?.deletionTimestamp).length, PENDING_EVENTS - RELEASES, "exactly the pods not released");
 
     const lifecycle = () => sink.events.filter((event) => /\.(ready|deleted)$/.test(event.type));
@@ -124,9 +133,9 @@ describe(`scale-out: 3 services, 2 controllers, ${PENDING_EVENTS} pending, ${REL
     const survivor = controllers.find((controller) => controller.process.exitCode === null && controller.process.signalCode === null)!;
     // Uninstall-like end: every remaining client is deleted with the new leader running; none may hang.
     const kube = await adminClient();
-    await runLoad(await listPods(namespace.name), { concurrency: CONCURRENCY, deadlineMs: 30 * 60_000 }, (pod) =>
+    await runLoad(await listAll(), { concurrency: CONCURRENCY, deadlineMs: 30 * 60_000 }, (pod) =>
       kube.performRequest({ method: "DELETE", path: `/api/v1/namespaces/${namespace.name}/pods/${pod.metadata!.name}` }).catch(() => {}));
-    await waitFor("every client pod gone", async () => (await listPods(namespace.name)).length === 0, 30 * 60_000);
+    await waitFor("every client pod gone", async () => (await listAll()).length === 0, 30 * 60_000);
 
     t.diagnostic(JSON.stringify({
       pending: PENDING_EVENTS,
