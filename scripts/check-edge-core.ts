@@ -18,11 +18,6 @@ const EDGES = [/^src\/main\//, /^src\/adapter\//, /^src\/kube\/(kubeconfig|in-cl
 const NODE_PACKAGES = new Set(["undici", "@hono/node-server"]);
 /** Node globals with a Web equivalent the core uses instead. */
 const NODE_GLOBALS = new Set(["Buffer", "process", "require", "module", "__dirname", "__filename", "global", "setImmediate", "clearImmediate"]);
-/**
- * Known, owned elsewhere: the five `createHash` copies become one hash helper on Web Crypto in issue 11's branch.
- * Remove this entry when it lands.
- */
-const PENDING: Record<string, string> = { "node:crypto": "issue 11: one hash helper, on Web Crypto" };
 
 function coreFiles(dir = "src"): string[] {
   return readdirSync(resolve(repo, dir), { withFileTypes: true }).flatMap((entry) => {
@@ -46,7 +41,7 @@ export function problems(path: string, text: string): string[] {
   const visit = (node: ts.Node): void => {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       const specifier = node.moduleSpecifier.text;
-      if (isNodeModule(specifier) && !PENDING[specifier]) found.push(`${where(node)}: imports ${specifier}`);
+      if (isNodeModule(specifier)) found.push(`${where(node)}: imports ${specifier}`);
       const target = specifier.startsWith(".") ? relative(repo, resolve(repo, dirname(path), specifier)) : "";
       const typeOnly = ts.isImportDeclaration(node) ? node.importClause?.isTypeOnly : node.isTypeOnly;
       if (!typeOnly && EDGES.some((edge) => edge.test(target))) found.push(`${where(node)}: imports the runtime edge ${target}`);
@@ -70,7 +65,6 @@ if (import.meta.main ?? process.argv[1] === fileURLToPath(import.meta.url)) {
   const files = coreFiles();
   const all = files.flatMap((path) => problems(path, readFileSync(resolve(repo, path), "utf8")));
   for (const line of all) console.error(line);
-  for (const [specifier, why] of Object.entries(PENDING)) console.error(`note: ${specifier} still allowed (${why})`);
   console.error(all.length ? `edge-style core: ${all.length} problem(s)` : `edge-style core: ${files.length} files, no Node module, global or runtime edge`);
   process.exit(all.length ? 1 : 0);
 }

@@ -22,7 +22,7 @@ export interface AppOptions {
   sink?: EventSink;
   metrics: Metrics;
   log: Logger;
-  /** Whether the API server answers; backs `/readyz`. */
+  /** Whether this process can serve; backs `/readyz`. Not the API server's health: that is answered per event. */
   ready: () => Promise<boolean>;
   /** Requests handled at once; beyond it, 429 + Retry-After so the sender backs off instead of piling up. */
   maxInFlight: number;
@@ -50,7 +50,7 @@ export function createApp(options: AppOptions): Hono {
   let inFlight = 0;
 
   app.get("/healthz", (c) => c.text("ok"));
-  app.get("/readyz", async (c) => (await options.ready()) ? c.text("ok") : c.text("Kubernetes API server unreachable", 503));
+  app.get("/readyz", async (c) => (await options.ready()) ? c.text("ok") : c.text("not ready", 503));
   app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
 
   // A refusal sent before the body was read leaves its bytes on the connection, and Node's server then drops

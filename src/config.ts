@@ -11,7 +11,11 @@ const OPTIONS = {
   "gateway-label": { env: "GATEWAY_LABEL", default: "setGateway", help: "label key the pod-gateway webhook matches; empty for none" },
   "gateway-annotation": { env: "GATEWAY_ANNOTATION", default: "setGateway", help: "annotation key the pod-gateway webhook matches; empty for none" },
   "routing-init-container": { env: "ROUTING_INIT_CONTAINER", default: "gateway-init", help: "init container whose presence proves the webhook routed a pod" },
-  "client-lifecycle-events": { env: "CLIENT_LIFECYCLE_EVENTS", default: "false", help: "watch client pods and send ready/failed/deleted events to K_SINK (puts a finalizer on client pods)" },
+  "client-lifecycle-events": { env: "CLIENT_LIFECYCLE_EVENTS", default: "false", help: "controller: watch client pods and send ready/failed/deleted events to K_SINK (puts a finalizer on client pods)" },
+  "gated-pod-timeout-seconds": { env: "GATED_POD_TIMEOUT_SECONDS", default: "300", help: "controller: a pod still behind the routing gate this long after creation is an abandoned request and is deleted; 0 for never" },
+  "leader-lease-duration-seconds": { env: "LEADER_LEASE_DURATION_SECONDS", default: "15", help: "controller: a leader's Lease not renewed this long may be taken over" },
+  "leader-renew-deadline-seconds": { env: "LEADER_RENEW_DEADLINE_SECONDS", default: "10", help: "controller: a leader that could not renew this long stops leading" },
+  "leader-retry-period-seconds": { env: "LEADER_RETRY_PERIOD_SECONDS", default: "2", help: "controller: how often the Lease is renewed or tried" },
   "gateway-sidecar-container": { env: "GATEWAY_SIDECAR_CONTAINER", default: "gateway-sidecar", help: "sidecar container that must run for a client to be ready" },
   "client-max-lifetime-seconds": { env: "CLIENT_MAX_LIFETIME_SECONDS", default: "0", help: "maximum lifetime of a client pod (activeDeadlineSeconds); 0 for none" },
   "client-ready-timeout-seconds": { env: "CLIENT_READY_TIMEOUT_SECONDS", default: "300", help: "a client not ready this long after creation fails and is deleted; 0 for no limit" },
@@ -61,6 +65,10 @@ const ConfigSchema = v.pipe(
     "routing-init-container": v.pipe(v.string(), v.nonEmpty("must not be empty")),
     "client-lifecycle-events": v.pipe(v.picklist(["true", "false"], "must be true or false"), v.transform((text) => text === "true")),
     "gateway-sidecar-container": v.pipe(v.string(), v.nonEmpty("must not be empty")),
+    "gated-pod-timeout-seconds": Integer(0, 7 * 24 * 3600),
+    "leader-lease-duration-seconds": Integer(1, 3600),
+    "leader-renew-deadline-seconds": Integer(1, 3600),
+    "leader-retry-period-seconds": Integer(1, 3600),
     "client-max-lifetime-seconds": Integer(0, 2 ** 31 - 1),
     "client-ready-timeout-seconds": Integer(0, 7 * 24 * 3600),
     "max-clients-per-gateway": Integer(0, 100_000),
@@ -76,6 +84,10 @@ const ConfigSchema = v.pipe(
     "shutdown-grace-ms": Integer(0, 3_600_000),
   }),
   v.check((c) => Boolean(c["gateway-label"] || c["gateway-annotation"]), "--gateway-label and --gateway-annotation cannot both be empty"),
+  v.check(
+    (c) => c["leader-retry-period-seconds"] < c["leader-renew-deadline-seconds"] && c["leader-renew-deadline-seconds"] < c["leader-lease-duration-seconds"],
+    "leader election needs --leader-retry-period-seconds < --leader-renew-deadline-seconds < --leader-lease-duration-seconds",
+  ),
   v.check(
     (c) => !c["oidc-audience"] || c["allowed-senders"].length > 0,
     "--oidc-audience needs --allowed-senders (usernames, or * for any authenticated sender)",
@@ -135,13 +147,15 @@ export function usage(): string {
   return [
     "podgateway-provisioner: turns io.podgateway.client.pending CloudEvents into client pods routed by pod-gateway.",
     "",
-    "Usage: podgateway-provisioner [options]",
+    "Usage: podgateway-provisioner [options]                       the service (pending, release, /clients)",
+    "       podgateway-provisioner controller [options]            lifecycle events, finalizer, sweep; leader-elected",
+    "       podgateway-provisioner controller --remove-finalizers  uninstall step: free every client pod, then exit",
     "",
     ...lines,
     "  -h, --help                 print this help",
     "",
     "Knative sets K_SINK (where result events are also sent, and client lifecycle events: ready, failed, deleted,",
-    "with --client-lifecycle-events) and K_CE_OVERRIDES (extensions added to them).",
+    "with --client-lifecycle-events, in the controller) and K_CE_OVERRIDES (extensions added to them).",
   ].join("\n");
 }
 

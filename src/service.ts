@@ -7,6 +7,7 @@ import { httpSink } from "./events/sink.ts";
 import { createLifecycle } from "./lifecycle/lifecycle.ts";
 import type { KubeConnection } from "./kube/connect.ts";
 import type { RestClient } from "./kube/rest-client.ts";
+import { leasePermissions, type Permission, podPermissions, requirePermissions } from "./kube/access.ts";
 import { jsonLogger, type Logger } from "./observability/log.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { checkOnServer, loadPodTemplate } from "./provision/pod-template.ts";
@@ -18,7 +19,7 @@ export interface Service {
   /** Where the API server is and how we authenticate, for the start-up log line (no secrets). */
   describe: string;
   /**
-   * Background work to run until shutdown (the client lifecycle watch, when enabled); entrypoints
+   * Background work to run until shutdown (the controller's leader election and lifecycle watch); entrypoints
    * start it once listening and abort the signal on SIGTERM.
    */
   background?: (signal: AbortSignal) => Promise<void>;
@@ -37,12 +38,19 @@ export async function createService(
   log: Logger = jsonLogger,
   clientPodTemplate?: string,
 ): Promise<Service> {
+  if (config["client-lifecycle-events"]) {
+    throw new Error(
+      "--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) is the controller's: run `podgateway-provisioner controller` with it " +
+        "beside the service (the service holds no watch and no finalizer, so it may scale to zero)",
+    );
+  }
   // What the template says is checked first: a wrong template is wrong whatever the cluster.
   const template = clientPodTemplate === undefined ? undefined : loadPodTemplate(config["client-pod-template"], clientPodTemplate, {
     gatewayLabelKey: config["gateway-label"],
     gatewayAnnotationKey: config["gateway-annotation"],
     activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
   });
+  await requirePermissions(kube, serviceNeeds(config), (message) => log({ msg: `WARNING: ${message}` }));
 
   const provisioner = provisionerOptions(config, kube);
   if (template) {
@@ -54,15 +62,11 @@ export async function createService(
 
   const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
   const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
-  if (config["client-lifecycle-events"] && !sink) {
-    throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
-  }
   const lifecycle = createLifecycle({
     kube,
     namespace: config["client-namespace"],
     stamp,
     log,
-    lifecycleSink: config["client-lifecycle-events"] ? sink : undefined,
     gatewayLabelKey: config["gateway-label"],
     gatewayAnnotationKey: config["gateway-annotation"],
     sidecarContainer: config["gateway-sidecar-container"],
@@ -77,7 +81,9 @@ export async function createService(
     lifecycle,
     metrics: new Metrics(),
     log,
-    ready: readiness(kube),
+    // Ready = this process can serve. API server trouble is answered per event (503 + Retry-After); taking
+    // every replica out of routing for an API blip would only turn those answers into connection errors.
+    ready: () => Promise.resolve(true),
     maxInFlight: config["max-in-flight"],
     maxBodyBytes: config["max-body-bytes"],
     auth: config["oidc-audience"]
@@ -87,12 +93,20 @@ export async function createService(
   if (!config["oidc-audience"]) {
     log({ msg: "WARNING: sender authentication is off: anyone who can reach this service can create client pods; set --oidc-audience and --allowed-senders" });
   }
-  const tracker = lifecycle.tracker;
-  return {
-    app,
-    describe,
-    background: tracker && ((signal) => tracker.run(signal)),
-  };
+  return { app, describe };
+}
+
+/** What the service does with the API, by enabled feature: the start-up check asks for exactly this. */
+export function serviceNeeds(config: Config): Permission[] {
+  const namespace = config["client-namespace"];
+  return [
+    ...podPermissions(namespace, ["create", "get", "patch", "delete"], "pending and release events"),
+    ...podPermissions(namespace, ["list"], "GET /clients"),
+    ...(config["max-clients-per-gateway"] > 0
+      ? leasePermissions(namespace, ["get", "list", "create", "update", "delete"], "--max-clients-per-gateway")
+      : []),
+    ...(config["oidc-audience"] ? [{ verb: "create", group: "authentication.k8s.io", resource: "tokenreviews", for: "--oidc-audience" }] : []),
+  ];
 }
 
 /** How client pods are made, from the configuration; the benchmark's baseline uses the very same. */
@@ -109,18 +123,5 @@ export function provisionerOptions(config: Config, kube: RestClient): Provisione
       gatewayAnnotationKey: config["gateway-annotation"],
       activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
     },
-  };
-}
-
-/** `/readyz` asks the API server's own `/readyz`, at most once a second however often probes come. */
-function readiness(kube: RestClient): () => Promise<boolean> {
-  let checkedAt = 0;
-  let last: Promise<boolean> = Promise.resolve(false);
-  return () => {
-    if (Date.now() - checkedAt > 1_000) {
-      checkedAt = Date.now();
-      last = kube.performRequest({ method: "GET", path: "/readyz", expect: "text" }).then(() => true, () => false);
-    }
-    return last;
   };
 }

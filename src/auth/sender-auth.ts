@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import type { MiddlewareHandler } from "hono";
 import { isTransient } from "../kube/errors.ts";
 import type { RestClient } from "../kube/rest-client.ts";
+import { sha256Hex } from "../util/digest.ts";
 
 /** Knative Eventing's OIDC sender identity check: which audience tokens must carry, and who may send. */
 export interface SenderAuthOptions {
@@ -54,7 +54,7 @@ export function senderAuth(options: SenderAuthOptions): MiddlewareHandler {
     const token = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     if (!token) return c.json({ error: "missing bearer token (Knative OIDC sender identity)" }, 401, { "www-authenticate": "Bearer" });
 
-    const key = createHash("sha256").update(token).digest("hex");
+    const key = sha256Hex(token);
     let entry = cache.get(key);
     if (!entry || entry.until < Date.now()) {
       let verdict: Verdict;

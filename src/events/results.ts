@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
-import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
+import { type CloudEventV1, HTTP } from "cloudevents";
+import { digest } from "../util/digest.ts";
 import { encodeHeaderValue } from "./envelope.ts";
 import type { DoneData, FailedData } from "./schema.ts";
 import { EventTypes } from "./types.ts";
@@ -10,42 +10,57 @@ export interface ResultStamp {
   extensions: Record<string, string>;
 }
 
+/** What an event this service emits is made of; everything in it must be derived, never "now" or random. */
+export interface DerivedEventSpec<T> {
+  type: string;
+  /** What the event is about, e.g. the request's source and id, or a pod's uid and transition: hashed into the id. */
+  key: string[];
+  subject?: string;
+  /** When it happened, read from the request or the pod; left out when neither says. */
+  time?: string;
+  /** The request this event answers or follows (the CloudEvents correlation extension's naming). */
+  causation?: { id?: string; source?: string };
+  data: T;
+}
+
 /**
- * A result event for a request. Its id is fresh (never the request's) yet derived from the request and the
- * outcome, so a redelivered request gets the very same answer and a broker can drop the duplicate.
- * `causationid`/`causationsource` (the CloudEvents correlation extension's naming) carry the request's id and source.
+ * The one builder of the events this service emits. Its id is fresh (never the request's) yet derived from
+ * `type` and `key`, and its time from the request or the pod: built again — a redelivered request, a new
+ * leader resuming — it is byte-identical, so a broker or consumer drops the duplicate.
+ * A plain frozen object, not the SDK's class: that one stamps the current time on an event without one.
  */
-function resultEvent<T>(
-  stamp: ResultStamp,
-  request: Pick<CloudEventV1<unknown>, "id" | "source">,
-  type: string,
-  subject: string | undefined,
-  data: T,
-  time?: string,
-): CloudEventV1<T> {
-  const id = createHash("sha256").update(type).update("\0").update(request.source).update("\0").update(request.id)
-    .digest("hex").slice(0, 32);
-  return new CloudEvent<T>({
+export function derivedEvent<T>(stamp: ResultStamp, spec: DerivedEventSpec<T>): CloudEventV1<T> {
+  const event: Record<string, unknown> = {
     ...stamp.extensions,
-    id,
-    type,
+    specversion: "1.0",
+    id: digest(spec.type, ...spec.key).slice(0, 32),
+    type: spec.type,
     source: stamp.source,
-    subject,
-    time,
     datacontenttype: "application/json",
-    causationid: request.id,
-    causationsource: request.source,
-    data,
-  }, false);
+    data: spec.data,
+  };
+  if (spec.subject) event.subject = spec.subject;
+  if (spec.time && Number.isFinite(Date.parse(spec.time))) event.time = spec.time;
+  if (spec.causation?.id) event.causationid = spec.causation.id;
+  if (spec.causation?.source) event.causationsource = spec.causation.source;
+  return Object.freeze(event) as unknown as CloudEventV1<T>;
 }
 
-export function doneEvent(stamp: ResultStamp, request: Pick<CloudEventV1<unknown>, "id" | "source">, data: DoneData, createdAt?: string) {
-  // The pod's creation time, not "now": every delivery of one request gets a byte-identical answer.
-  return resultEvent(stamp, request, EventTypes.done, data.pod_name, data, createdAt);
+type Request = Pick<CloudEventV1<unknown>, "id" | "source" | "time">;
+
+/** The answer to a request: keyed on the request, and as old as the request says it is. */
+export function answerEvent<T>(stamp: ResultStamp, request: Request, type: string, data: T, subject?: string, time = request.time) {
+  return derivedEvent(stamp, { type, key: [request.source, request.id], subject, time, causation: request, data });
 }
 
-export function failedEvent(stamp: ResultStamp, request: Pick<CloudEventV1<unknown>, "id" | "source">, data: FailedData, podName?: string) {
-  return resultEvent(stamp, request, EventTypes.failed, podName, data);
+export function doneEvent(stamp: ResultStamp, request: Request, data: DoneData, createdAt?: string) {
+  // The pod's creation time: every delivery of one request meets the same pod.
+  return answerEvent(stamp, request, EventTypes.done, data, data.pod_name, createdAt);
+}
+
+export function failedEvent(stamp: ResultStamp, request: Request, data: FailedData, podName?: string) {
+  // The request's own time: a failure may have deleted the pod, and a redelivery would meet a newer one.
+  return answerEvent(stamp, request, EventTypes.failed, data, podName);
 }
 
 /** An HTTP response carrying the event in binary mode: Knative's reply to the sender. */

@@ -46,6 +46,11 @@ export const FailureReason = v.picklist([
   "GatewayAtCapacity",
   /** `--gateways` is set and does not name this gateway: refused before any API call. */
   "UnknownGateway",
+  /**
+   * The API server refused a step after the pod was created (claiming its capacity slot, lifting its routing
+   * gate) for good, e.g. 403: the pod was deleted before it could be scheduled; `message` says which step.
+   */
+  "AdmissionFailed",
 ]);
 export type FailureReason = v.InferOutput<typeof FailureReason>;
 

@@ -10,15 +10,17 @@
  * - a slot whose holder is no client any more (pod gone, replaced by a namesake, being deleted, failed or
  *   completed) is taken over by *updating* its Lease with the resourceVersion we read: of concurrent
  *   take-overs exactly one succeeds (409 for the others).
+ * A claim costs O(1) API calls whatever the limit: it lists the gateway's slots (by label) rather than reading
+ * them one by one.
  * So at most `max` live pods hold a slot at any time. The Lease is owned by its pod (ownerReference), so the
  * garbage collector deletes it with the pod; a release deletes it at once. A pod that finds no slot is deleted
  * before it could ever be scheduled, and the request gets `GatewayAtCapacity`.
  */
-import { createHash } from "node:crypto";
 import type { Lease } from "kubernetes-types/coordination/v1";
 import type { Pod } from "kubernetes-types/core/v1";
-import { KubeApiError } from "../kube/errors.ts";
-import { getPod } from "../kube/pods.ts";
+import { KubeApiError, KubeTransportError } from "../kube/errors.ts";
+import { listPods } from "../kube/pods.ts";
+import { sha256Hex } from "../util/digest.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
 
@@ -32,6 +34,8 @@ export interface CapacityOptions {
   namespace: string;
   /** Slots per gateway. */
   maxPerGateway: number;
+  /** The label key client pods carry with their gateway's name: narrows the LIST of live holders. */
+  gatewayLabelKey?: string;
 }
 
 /** The outcome of a claim: the slot held, or why none could be had. */
@@ -42,7 +46,7 @@ const leasesPath = (namespace: string, name?: string) =>
 
 /** The Lease name of slot `n` of a gateway; gateway names may have capitals and `_`, Lease names may not. */
 export function slotName(gateway: string, n: number): string {
-  return `pgw-slot-${createHash("sha256").update(gateway).digest("hex").slice(0, 16)}-${n}`;
+  return `pgw-slot-${sha256Hex(gateway).slice(0, 16)}-${n}`;
 }
 
 function slotLease(namespace: string, gateway: string, n: number, pod: Pod): Lease {
@@ -60,45 +64,66 @@ function slotLease(namespace: string, gateway: string, n: number, pod: Pod): Lea
   };
 }
 
+/** Rounds of "list, then claim a free or stale slot" before giving up with a transient error (heavy contention). */
+const CLAIM_ROUNDS = 8;
+
 /**
  * Claims a slot of `gateway` for `pod` (which must exist: its uid identifies the holder). Idempotent: a pod
- * already holding a slot gets that slot back.
- * @throws on transient API trouble; the caller's sender retries, and the claim resumes where it stands.
+ * already holding a slot gets that slot back. O(1) API calls whatever the limit: one LIST of the gateway's
+ * slots, one create of a free one (picked at random, so concurrent claimants rarely collide) or — when none is
+ * free — one LIST of the pods to find holders that are gone and one take-over; a lost race starts a new round.
+ * @throws on transient API trouble, or when every round lost its race; the caller's sender retries.
  */
 export async function claimSlot(options: CapacityOptions, gateway: string, pod: Pod, signal?: AbortSignal): Promise<Claim> {
   const { kube, namespace, maxPerGateway } = options;
   const uid = pod.metadata!.uid!;
-  const held = await leasesOf(options, gateway, signal);
-  const mine = held.filter((lease) => lease.metadata?.labels?.[LABEL_SLOT_HOLDER_UID] === uid);
-  if (mine.length > 0) return { ok: true, slot: slotNumber(mine[0]!) };
+  for (let round = 0; round < CLAIM_ROUNDS; round++) {
+    const held = await leasesOf(options, gateway, signal);
+    const mine = held.filter((lease) => lease.metadata?.labels?.[LABEL_SLOT_HOLDER_UID] === uid);
+    if (mine.length > 0) return { ok: true, slot: Math.min(...mine.map(slotNumber)) };
 
-  const byName = new Map(held.map((lease) => [lease.metadata!.name!, lease]));
-  for (let n = 0; n < maxPerGateway; n++) {
-    const name = slotName(gateway, n);
-    let existing = byName.get(name);
-    if (!existing) {
+    const taken = new Set(held.map(slotNumber));
+    const free: number[] = [];
+    for (let n = 0; n < maxPerGateway && free.length < maxPerGateway - taken.size; n++) if (!taken.has(n)) free.push(n);
+    if (free.length > 0) {
+      const n = free[Math.floor(Math.random() * free.length)]!;
       try {
         await kube.performRequest({ method: "POST", path: leasesPath(namespace), body: slotLease(namespace, gateway, n, pod), signal });
         return await settle(options, gateway, uid, n, signal);
       } catch (error) {
         if (!(error instanceof KubeApiError && error.code === 409)) throw error;
+        continue; // someone else created it first: look again.
       }
-      existing = await getLease(kube, namespace, name, signal);
-      if (!existing) continue; // claimed and freed again in between: someone else's turn, move on.
     }
-    if (existing.metadata?.labels?.[LABEL_SLOT_HOLDER_UID] === uid) return { ok: true, slot: n };
-    if (!(await holderIsGone(kube, namespace, existing, signal))) continue;
-    const fresh = slotLease(namespace, gateway, n, pod);
+
+    const inRange = held.filter((lease) => slotNumber(lease) < maxPerGateway);
+    const live = await liveHolders(options, gateway, signal);
+    const gone = inRange.filter((lease) => !live.has(lease.metadata?.labels?.[LABEL_SLOT_HOLDER_UID] ?? ""));
+    if (gone.length === 0) return { ok: false, message: `gateway ${gateway} has its maximum of ${maxPerGateway} clients; release one first` };
+    const existing = gone[Math.floor(Math.random() * gone.length)]!;
+    const fresh = slotLease(namespace, gateway, slotNumber(existing), pod);
     const takeover: Lease = { ...fresh, metadata: { ...fresh.metadata, resourceVersion: existing.metadata?.resourceVersion } };
     try {
-      await kube.performRequest({ method: "PUT", path: leasesPath(namespace, name), body: takeover, signal });
-      return await settle(options, gateway, uid, n, signal);
+      await kube.performRequest({ method: "PUT", path: leasesPath(namespace, existing.metadata!.name!), body: takeover, signal });
+      return await settle(options, gateway, uid, slotNumber(existing), signal);
     } catch (error) {
-      // 409: another claimant took it over first. 404: its holder's deletion collected it; not worth a second try.
+      // 409: another claimant took it over first. 404: its holder's deletion collected it. Look again.
       if (!(error instanceof KubeApiError && (error.code === 409 || error.code === 404))) throw error;
     }
   }
-  return { ok: false, message: `gateway ${gateway} has its maximum of ${maxPerGateway} clients; release one first` };
+  throw new KubeTransportError(`gateway ${gateway}: too many concurrent claims for its slots; retry later`);
+}
+
+/**
+ * The uids of the pods that may hold a slot: existing, not being deleted, not ended. One LIST (of the
+ * gateway's client pods when its label key is known, else of every client pod).
+ */
+async function liveHolders(options: CapacityOptions, gateway: string, signal?: AbortSignal): Promise<Set<string>> {
+  const selector = [`${LABEL_MANAGED_BY}=${MANAGED_BY}`, ...(options.gatewayLabelKey ? [`${options.gatewayLabelKey}=${gateway}`] : [])].join(",");
+  const pods = await listPods(options.kube, options.namespace, selector, signal);
+  return new Set(pods.items
+    .filter((pod) => !pod.metadata?.deletionTimestamp && pod.status?.phase !== "Failed" && pod.status?.phase !== "Succeeded")
+    .map((pod) => pod.metadata?.uid ?? ""));
 }
 
 /** Frees every slot held by the pod with `uid` (a release). Already free is fine. */
@@ -134,31 +159,6 @@ async function leasesOf(options: CapacityOptions, gateway: string, signal?: Abor
     signal,
   });
   return list.items.filter((lease) => lease.metadata?.name?.startsWith(slotName(gateway, 0).slice(0, -1)));
-}
-
-/** Whether a slot's holder is no longer a client: then its slot may be taken over. */
-async function holderIsGone(kube: RestClient, namespace: string, lease: Lease, signal?: AbortSignal): Promise<boolean> {
-  const name = lease.spec?.holderIdentity;
-  const uid = lease.metadata?.labels?.[LABEL_SLOT_HOLDER_UID];
-  if (!name || !uid) return true;
-  let pod: Pod;
-  try {
-    pod = await getPod(kube, namespace, name, signal);
-  } catch (error) {
-    if (error instanceof KubeApiError && error.code === 404) return true;
-    throw error;
-  }
-  return pod.metadata?.uid !== uid || Boolean(pod.metadata?.deletionTimestamp) ||
-    pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded";
-}
-
-async function getLease(kube: RestClient, namespace: string, name: string, signal?: AbortSignal): Promise<Lease | undefined> {
-  try {
-    return await kube.performRequest<Lease>({ method: "GET", path: leasesPath(namespace, name), signal });
-  } catch (error) {
-    if (error instanceof KubeApiError && error.code === 404) return undefined;
-    throw error;
-  }
 }
 
 /** Deletes exactly the Lease we read (resourceVersion precondition): a slot re-claimed since stays claimed. */

@@ -38,6 +38,8 @@ export interface StateRules {
 export interface Failure {
   reason: string;
   message: string;
+  /** When, as the pod tells it (a container's end, the deadline passed): the event's time, the same on every delivery. */
+  at?: string;
 }
 
 /** Whether the provisioner let the pod be scheduled: before that it is a request in progress, not a client. */
@@ -70,6 +72,13 @@ export function readySince(pod: Pod): string | undefined {
   return pod.status?.conditions?.find((condition) => condition.type === "Ready" && condition.status === "True")?.lastTransitionTime;
 }
 
+/** When the pod ended: its last container's end, else when it stopped being Ready. */
+function endedAt(pod: Pod): string | undefined {
+  const ends = (pod.status?.containerStatuses ?? []).map((status) => status.state?.terminated?.finishedAt).filter((at): at is string => Boolean(at));
+  if (ends.length > 0) return ends.sort().at(-1);
+  return pod.status?.conditions?.find((condition) => condition.type === "Ready" && condition.status === "False")?.lastTransitionTime;
+}
+
 /**
  * Whether and why the client failed: the pod ended (failed, evicted, `activeDeadlineSeconds` exceeded, or
  * exited), or it has not been Ready within `readyTimeoutMs` of its creation (and never was, as far as we know).
@@ -78,10 +87,10 @@ export function failureOf(pod: Pod, rules: StateRules, now: number, wasReady = f
   const phase = pod.status?.phase;
   if (phase === "Failed") {
     const reason = pod.status?.reason || "PodFailed";
-    return { reason, message: pod.status?.message || `pod ${pod.metadata?.name} failed (${reason})` };
+    return { reason, message: pod.status?.message || `pod ${pod.metadata?.name} failed (${reason})`, at: endedAt(pod) };
   }
   if (phase === "Succeeded") {
-    return { reason: "Completed", message: `the client containers of pod ${pod.metadata?.name} exited` };
+    return { reason: "Completed", message: `the client containers of pod ${pod.metadata?.name} exited`, at: endedAt(pod) };
   }
   if (rules.readyTimeoutMs > 0 && !wasReady && !isReady(pod, rules) && !pod.metadata?.deletionTimestamp) {
     const created = Date.parse(pod.metadata?.creationTimestamp ?? "");
@@ -89,6 +98,7 @@ export function failureOf(pod: Pod, rules: StateRules, now: number, wasReady = f
       return {
         reason: "ReadyTimeout",
         message: `pod ${pod.metadata?.name} was not Ready with a running ${rules.sidecarContainer} within ${Math.round(rules.readyTimeoutMs / 1000)} s`,
+        at: new Date(created + rules.readyTimeoutMs).toISOString(),
       };
     }
   }

@@ -1,8 +1,7 @@
-/** The events of a client's life and of releases, with ids that are the same however often they are made. */
-import { createHash } from "node:crypto";
-import { CloudEvent, type CloudEventV1 } from "cloudevents";
+/** The events of a client's life and of releases, built by the one builder of derived events. */
+import type { CloudEventV1 } from "cloudevents";
 import type { Pod } from "kubernetes-types/core/v1";
-import type { ResultStamp } from "../events/results.ts";
+import { answerEvent, derivedEvent, type ResultStamp } from "../events/results.ts";
 import type { ClientLifecycleData, ReleaseDoneData, ReleaseFailedData } from "../events/schema.ts";
 import { EventTypes } from "../events/types.ts";
 import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE } from "../provision/client-pod.ts";
@@ -14,46 +13,36 @@ const TYPE_OF: Record<Transition, string> = {
   deleted: EventTypes.clientDeleted,
 };
 
-const digest = (...parts: string[]) => createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 32);
-
 /**
- * The event of one transition of one pod. Its id is derived from the pod's uid and the transition, so a
- * redelivery (after a failed delivery or a restart) carries the same id and a broker or consumer can drop it.
- * `causationid`/`causationsource` are the pending event's id and source, read from the pod's annotations.
+ * The event of one transition of one pod, keyed on the pod's uid and the transition; its time is when the pod
+ * says it happened (`failedAt`: `Failure.at` of client-state.ts), so a redelivery (after a failed delivery, a restart or a new leader) is
+ * the same event. `causationid`/`causationsource` are the pending event's, read from the pod's annotations.
  */
-export function lifecycleEvent(stamp: ResultStamp, pod: Pod, transition: Transition, data: ClientLifecycleData): CloudEventV1<ClientLifecycleData> {
+export function lifecycleEvent(
+  stamp: ResultStamp,
+  pod: Pod,
+  transition: Transition,
+  data: ClientLifecycleData,
+  failedAt?: string,
+): CloudEventV1<ClientLifecycleData> {
   const annotations = pod.metadata?.annotations ?? {};
-  const time = transition === "ready" ? readySince(pod) : transition === "deleted" ? pod.metadata?.deletionTimestamp : undefined;
-  return new CloudEvent<ClientLifecycleData>({
-    ...stamp.extensions,
-    id: digest(TYPE_OF[transition], pod.metadata?.uid ?? pod.metadata?.name ?? "", transition),
+  const time = transition === "ready" ? readySince(pod) : transition === "deleted" ? pod.metadata?.deletionTimestamp : failedAt;
+  return derivedEvent(stamp, {
     type: TYPE_OF[transition],
-    source: stamp.source,
+    key: [pod.metadata?.uid ?? pod.metadata?.name ?? "", transition],
     subject: pod.metadata?.name,
-    ...(time ? { time } : {}),
-    datacontenttype: "application/json",
-    ...(annotations[ANNOTATION_REQUEST_ID] ? { causationid: annotations[ANNOTATION_REQUEST_ID] } : {}),
-    ...(annotations[ANNOTATION_REQUEST_SOURCE] ? { causationsource: annotations[ANNOTATION_REQUEST_SOURCE] } : {}),
+    time,
+    causation: { id: annotations[ANNOTATION_REQUEST_ID], source: annotations[ANNOTATION_REQUEST_SOURCE] },
     data,
-  }, false);
+  });
 }
 
 /** The answer to a release event: deterministic per request and outcome, like the scheduling results. */
 export function releaseResult(
   stamp: ResultStamp,
-  request: Pick<CloudEventV1<unknown>, "id" | "source">,
+  request: Pick<CloudEventV1<unknown>, "id" | "source" | "time">,
   result: { type: "done"; data: ReleaseDoneData } | { type: "failed"; data: ReleaseFailedData },
 ): CloudEventV1<ReleaseDoneData | ReleaseFailedData> {
   const type = result.type === "done" ? EventTypes.releaseDone : EventTypes.releaseFailed;
-  return new CloudEvent<ReleaseDoneData | ReleaseFailedData>({
-    ...stamp.extensions,
-    id: digest(type, request.source, request.id),
-    type,
-    source: stamp.source,
-    subject: result.data.pod_name,
-    datacontenttype: "application/json",
-    causationid: request.id,
-    causationsource: request.source,
-    data: result.data,
-  }, false);
+  return answerEvent<ReleaseDoneData | ReleaseFailedData>(stamp, request, type, result.data, result.data.pod_name);
 }

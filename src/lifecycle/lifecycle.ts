@@ -1,27 +1,23 @@
 /**
- * The client lifecycle, assembled: the tracker (ready/failed/deleted events, when there is a K_SINK), the
- * release handler, the per-gateway capacity, and the `/clients` status routes. Runtime-neutral.
+ * The service's part of the client lifecycle: the release handler, the per-gateway capacity, and the
+ * `/clients` status routes. Runtime-neutral. The tracker (ready/failed/deleted events, finalizer) is the
+ * controller's (src/controller/), never the service's: the service must be free to scale to zero.
  */
 import type { CloudEventV1 } from "cloudevents";
 import type { Hono } from "hono";
 import type { ResultStamp } from "../events/results.ts";
-import type { EventSink } from "../events/sink.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
-import { LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
 import type { ProvisionerOptions } from "../provision/provisioner.ts";
 import { type CapacityOptions, claimSlot } from "./capacity.ts";
 import { releaseClient } from "./release.ts";
 import { clientRoutes } from "./status.ts";
-import { LifecycleTracker } from "./tracker.ts";
 
 export interface LifecycleSettings {
   kube: StreamingRestClient;
   namespace: string;
   stamp: ResultStamp;
   log: Logger;
-  /** Where lifecycle events go (K_SINK, when `--client-lifecycle-events`); without one no tracker runs. */
-  lifecycleSink?: EventSink;
   gatewayLabelKey: string;
   gatewayAnnotationKey: string;
   sidecarContainer: string;
@@ -33,8 +29,6 @@ export interface LifecycleSettings {
 
 /** What the app and the entrypoints use of the lifecycle. */
 export interface Lifecycle {
-  /** Present with a lifecycle sink; entrypoints run it until shutdown. */
-  tracker?: LifecycleTracker;
   /** The capacity check, for {@link ProvisionerOptions.admit}; absent when unlimited. */
   admit?: ProvisionerOptions["admit"];
   /** Answers one `io.podgateway.client.release` event (`data` already decoded from JSON). */
@@ -44,18 +38,13 @@ export interface Lifecycle {
 }
 
 export function createLifecycle(settings: LifecycleSettings): Lifecycle {
-  const { kube, namespace, stamp, log } = settings;
+  const { kube, namespace, stamp } = settings;
   const rules = { sidecarContainer: settings.sidecarContainer, readyTimeoutMs: settings.readyTimeoutMs };
   const keys = { gatewayLabelKey: settings.gatewayLabelKey, gatewayAnnotationKey: settings.gatewayAnnotationKey };
   const capacity: CapacityOptions | undefined = settings.maxClientsPerGateway > 0
-    ? { kube, namespace, maxPerGateway: settings.maxClientsPerGateway }
+    ? { kube, namespace, maxPerGateway: settings.maxClientsPerGateway, gatewayLabelKey: settings.gatewayLabelKey }
     : undefined;
-  const tracker = settings.lifecycleSink
-    ? new LifecycleTracker({ kube, namespace, labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}`, sink: settings.lifecycleSink, stamp, log, ...rules, ...keys })
-    : undefined;
-
   return {
-    tracker,
     admit: capacity
       ? async (pod, request, signal) => {
         const claim = await claimSlot(capacity, request.gatewayName, pod, signal);
@@ -63,6 +52,6 @@ export function createLifecycle(settings: LifecycleSettings): Lifecycle {
       }
       : undefined,
     release: (event, data) => releaseClient({ kube, namespace, stamp, capacity }, event, data),
-    routes: clientRoutes({ kube, namespace, ...rules, ...keys, deletedClient: tracker && ((name) => tracker.deletedClient(name)) }),
+    routes: clientRoutes({ kube, namespace, ...rules, ...keys }),
   };
 }

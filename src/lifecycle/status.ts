@@ -10,15 +10,13 @@ import { isTransient, KubeApiError } from "../kube/errors.ts";
 import { getPod, listPods } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { gatewayOf, LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
-import { type ClientStatus, clientStatus, type StateRules } from "./client-state.ts";
+import { clientStatus, type StateRules } from "./client-state.ts";
 
 export interface StatusOptions extends StateRules {
   kube: RestClient;
   namespace: string;
   gatewayLabelKey: string;
   gatewayAnnotationKey: string;
-  /** Pods deleted lately, as the lifecycle tracker saw them go; without it a gone pod is simply 404. */
-  deletedClient?: (name: string) => ClientStatus | undefined;
   now?: () => number;
 }
 
@@ -50,8 +48,6 @@ export function clientRoutes(options: StatusOptions): Hono {
       if (!(error instanceof KubeApiError && error.code === 404)) throw error;
     }
     if (!pod || pod.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY) {
-      const deleted = options.deletedClient?.(name);
-      if (deleted) return c.json(deleted);
       return c.json({ error: `no client pod ${namespace}/${name}: never created, or deleted` }, 404);
     }
     return c.json(statusOf(pod));

@@ -15,13 +15,12 @@ import { KubeApiError } from "../kube/errors.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
-import { gatewayOf } from "../provision/client-pod.ts";
+import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, gatewayOf } from "../provision/client-pod.ts";
 import { sleep } from "../retry.ts";
 import {
-  type ClientStatus,
-  clientStatus,
   dueTransitions,
   failureOf,
+  ANNOTATION_EMITTED,
   isAdmitted,
   LIFECYCLE_FINALIZER,
   recordedTransitions,
@@ -38,8 +37,14 @@ export interface TrackerOptions extends StateRules {
   namespace: string;
   /** Selects exactly the pods this service created. */
   labelSelector: string;
-  sink: EventSink;
+  /** Where lifecycle events go; without one no event is delivered and no finalizer is added (only the sweep runs). */
+  sink?: EventSink;
   stamp: ResultStamp;
+  /**
+   * A pod still behind the routing gate this long after its creation is an abandoned request (its sender gave
+   * up, or the service died mid-way): it is deleted. 0: never.
+   */
+  gatedPodTimeoutMs?: number;
   log: Logger;
   gatewayLabelKey: string;
   gatewayAnnotationKey: string;
@@ -58,7 +63,7 @@ interface Entry {
   emitted: Set<Transition>;
 }
 
-const RECENTLY_DELETED = 1_000;
+const RECONCILING = 16;
 
 export class LifecycleTracker {
   readonly #options: TrackerOptions;
@@ -66,8 +71,10 @@ export class LifecycleTracker {
   readonly #entries = new Map<string, Entry>();
   readonly #running = new Set<string>();
   readonly #again = new Set<string>();
-  /** Pods whose `deleted` was delivered, newest last, for the status endpoint. */
-  readonly #deleted = new Map<string, ClientStatus>();
+  readonly #waiting: (() => void)[] = [];
+  #active = 0;
+  #synced = false;
+  #startedAt = 0;
 
   constructor(options: TrackerOptions) {
     this.#options = options;
@@ -78,6 +85,7 @@ export class LifecycleTracker {
   async run(signal: AbortSignal): Promise<void> {
     const { kube, namespace, labelSelector, log } = this.#options;
     const sweep = setInterval(() => this.#sweep(), this.#options.resyncMs ?? 5_000);
+    this.#startedAt = Date.now();
     try {
       await watchPods({ kube, namespace, labelSelector, log, watchSeconds: this.#options.watchSeconds }, {
         onList: (pods) => this.#onList(pods),
@@ -86,11 +94,6 @@ export class LifecycleTracker {
     } finally {
       clearInterval(sweep);
     }
-  }
-
-  /** The last known status of a pod that was deleted (and reported) since this process started. */
-  deletedClient(name: string): ClientStatus | undefined {
-    return this.#deleted.get(name);
   }
 
   /** Waits until no reconciliation runs: for tests and for a clean shutdown. */
@@ -111,6 +114,9 @@ export class LifecycleTracker {
     for (const [uid, entry] of this.#entries) {
       if (!present.has(uid) && !entry.gone) this.#update(uid, entry.pod, true);
     }
+    // How long a new leader needs to list and resume (the first list of a term), for the scale runs.
+    if (!this.#synced) this.#options.log({ msg: "client lifecycle: listed", pods: pods.length, ms: Date.now() - this.#startedAt });
+    this.#synced = true;
   }
 
   #onChange(type: "ADDED" | "MODIFIED" | "DELETED", pod: Pod): void {
@@ -118,7 +124,8 @@ export class LifecycleTracker {
     if (uid) this.#update(uid, pod, type === "DELETED");
   }
 
-  #update(uid: string, pod: Pod, gone: boolean): void {
+  #update(uid: string, full: Pod, gone: boolean): void {
+    const pod = essentials(full, this.#options);
     const entry = this.#entries.get(uid);
     if (entry) {
       entry.pod = pod;
@@ -141,6 +148,7 @@ export class LifecycleTracker {
     }
     this.#running.add(uid);
     (async () => {
+      await this.#turn();
       try {
         do {
           this.#again.delete(uid);
@@ -151,8 +159,28 @@ export class LifecycleTracker {
         this.#options.log({ msg: "client lifecycle: will retry", pod: entry?.pod.metadata?.name, error: (error as Error).message });
       } finally {
         this.#running.delete(uid);
+        this.#endTurn();
       }
     })();
+  }
+
+  /**
+   * At most RECONCILING pods between delivering and recording at once: bounds the API burst after a list of
+   * thousands, and what a leader killed mid-way can have delivered without recording (delivered again by its
+   * successor, same id).
+   */
+  async #turn(): Promise<void> {
+    if (this.#active < RECONCILING) {
+      this.#active++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #endTurn(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#active--;
   }
 
   async #reconcile(uid: string): Promise<void> {
@@ -162,6 +190,17 @@ export class LifecycleTracker {
     const pod = entry.pod;
     // A pod still behind the routing gate is a request in progress; if it never gets past, no client existed.
     if (!isAdmitted(pod)) {
+      if (entry.gone) this.#entries.delete(uid);
+      else if (this.#abandoned(pod)) {
+        const { namespace, name } = pod.metadata as { namespace: string; name: string };
+        await deletePod(kube, namespace, name, uid).catch((error) => {
+          if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+        });
+        log({ msg: "abandoned request: gated pod deleted", pod: name, causationid: pod.metadata?.annotations?.[ANNOTATION_REQUEST_ID] });
+      }
+      return;
+    }
+    if (!sink) {
       if (entry.gone) this.#entries.delete(uid);
       return;
     }
@@ -180,7 +219,7 @@ export class LifecycleTracker {
         gateway_name: gatewayOf(pod, this.#options),
         ...(failure ? { reason: failure.reason } : {}),
         message: failure?.message ?? describe(transition, namespace, name),
-      }), traceOfPod(pod));
+      }, failure?.at), traceOfPod(pod));
       await sink.send(event);
       entry.emitted.add(transition);
       emitted.add(transition);
@@ -188,7 +227,6 @@ export class LifecycleTracker {
 
       if (transition === "deleted") {
         if (!entry.gone) await removeFinalizer(kube, pod);
-        this.#remember(clientStatus(pod, this.#options, now, gatewayOf(pod, this.#options), true));
       } else if (!entry.gone) {
         await recordTransitions(kube, pod, emitted);
       }
@@ -203,11 +241,56 @@ export class LifecycleTracker {
     if (entry.gone && (emitted.has("deleted") || !isAdmitted(pod))) this.#entries.delete(uid);
   }
 
-  #remember(status: ClientStatus): void {
-    this.#deleted.delete(status.pod_name);
-    this.#deleted.set(status.pod_name, status);
-    if (this.#deleted.size > RECENTLY_DELETED) this.#deleted.delete(this.#deleted.keys().next().value!);
+  #abandoned(pod: Pod): boolean {
+    const timeoutMs = this.#options.gatedPodTimeoutMs ?? 0;
+    const created = Date.parse(pod.metadata?.creationTimestamp ?? "");
+    return timeoutMs > 0 && !pod.metadata?.deletionTimestamp && Number.isFinite(created) && this.#now() - created >= timeoutMs;
   }
+
+}
+
+/**
+ * What the tracker keeps of a pod: only what the state rules, the events and the records read. At 20,000 pods
+ * whole Pod objects (spec, managed fields, every status detail) would be most of the controller's memory.
+ */
+export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabelKey" | "gatewayAnnotationKey">): Pod {
+  const { metadata = {}, spec, status } = pod;
+  const pick = (from: Record<string, string> | undefined, keys: string[]) => {
+    const kept: Record<string, string> = {};
+    for (const key of keys) if (key && from?.[key] !== undefined) kept[key] = from[key]!;
+    return kept;
+  };
+  const ready = status?.conditions?.find((condition) => condition.type === "Ready");
+  return {
+    metadata: {
+      name: metadata.name,
+      namespace: metadata.namespace,
+      uid: metadata.uid,
+      creationTimestamp: metadata.creationTimestamp,
+      deletionTimestamp: metadata.deletionTimestamp,
+      finalizers: metadata.finalizers,
+      labels: pick(metadata.labels, [options.gatewayLabelKey]),
+      annotations: pick(metadata.annotations, [ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, ANNOTATION_EMITTED, options.gatewayAnnotationKey]),
+    },
+    spec: { containers: [], schedulingGates: spec?.schedulingGates?.map((gate) => ({ name: gate.name })) },
+    status: {
+      phase: status?.phase,
+      reason: status?.reason,
+      message: status?.message,
+      conditions: ready ? [{ type: "Ready", status: ready.status, lastTransitionTime: ready.lastTransitionTime }] : [],
+      containerStatuses: status?.containerStatuses?.map((container) => ({
+        name: container.name,
+        image: "",
+        imageID: "",
+        ready: container.ready,
+        restartCount: 0,
+        state: {
+          ...(container.state?.running ? { running: {} } : {}),
+          ...(container.state?.terminated ? { terminated: { exitCode: container.state.terminated.exitCode, finishedAt: container.state.terminated.finishedAt } } : {}),
+        },
+      })),
+    },
+  };
 }
 
 function describe(transition: Transition, namespace: string, name: string): string {

@@ -19,10 +19,11 @@ const { service, config, log } = started;
 
 const server = Bun.serve({ hostname: config.host, port: config.port, fetch: service.app.fetch });
 log({ msg: "listening", host: config.host, port: server.port, kube: service.describe });
-/** Background work (the client lifecycle watch) runs until shutdown. */
+/** Background work (the controller's leader election and lifecycle watch) runs until shutdown. */
 const background = new AbortController();
-service.background?.(background.signal);
+/** The controller gives its Lease up when this ends: wait for it before exiting. */
+const backgroundDone = service.background?.(background.signal);
 
-const stop = stopOnSignal(started, background, () => server.stop());
+const stop = stopOnSignal(started, background, () => server.stop().then(() => backgroundDone));
 process.once("SIGTERM", () => stop("SIGTERM"));
 process.once("SIGINT", () => stop("SIGINT"));

@@ -12,10 +12,11 @@ const server = Deno.serve({
   port: config.port,
   onListen: ({ port }) => log({ msg: "listening", host: config.host, port, kube: service.describe }),
 }, service.app.fetch);
-/** Background work (the client lifecycle watch) runs until shutdown. */
+/** Background work (the controller's leader election and lifecycle watch) runs until shutdown. */
 const background = new AbortController();
-service.background?.(background.signal);
+/** The controller gives its Lease up when this ends: wait for it before exiting. */
+const backgroundDone = service.background?.(background.signal);
 
-const stop = stopOnSignal(started, background, () => server.shutdown());
+const stop = stopOnSignal(started, background, () => server.shutdown().then(() => backgroundDone));
 Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
 Deno.addSignalListener("SIGINT", () => stop("SIGINT"));

@@ -16,14 +16,15 @@ const { service, config, log } = started;
 const server = serve({ fetch: service.app.fetch, hostname: config.host, port: config.port }, (info) => {
   log({ msg: "listening", host: config.host, port: info.port, kube: service.describe });
 }) as Server;
-/** Background work (the client lifecycle watch) runs until shutdown. */
+/** Background work (the controller's leader election and lifecycle watch) runs until shutdown. */
 const background = new AbortController();
-service.background?.(background.signal);
+/** The controller gives its Lease up when this ends: wait for it before exiting. */
+const backgroundDone = service.background?.(background.signal);
 
 const stop = stopOnSignal(started, background, () => {
   const closed = new Promise((resolve) => server.close(resolve));
   server.closeIdleConnections();
-  return closed;
+  return closed.then(() => backgroundDone);
 });
 process.once("SIGTERM", () => stop("SIGTERM"));
 process.once("SIGINT", () => stop("SIGINT"));

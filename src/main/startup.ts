@@ -6,6 +6,7 @@ import { isTransient } from "../kube/errors.ts";
 import type { FetcherFactory } from "../kube/rest-client.ts";
 import { flushLogs, jsonLogger, type Logger } from "../observability/log.ts";
 import { createService, type Service } from "../service.ts";
+import { createController, removeAllFinalizers } from "../controller/controller.ts";
 
 /** What every entrypoint gets back: a service to serve, or the process has already exited. */
 export interface Started {
@@ -19,20 +20,36 @@ export interface Started {
 /**
  * The runtime-neutral part of start-up: parse flags, connect to Kubernetes. `--help` prints and exits 0;
  * a bad flag or an unreadable kubeconfig prints one clear line and exits 2 before anything listens.
+ * `controller` as the first argument starts the controller instead of the service (src/controller/);
+ * `controller --remove-finalizers` frees every client pod and exits (the uninstall step).
  */
 export async function startup(args: string[], env: Record<string, string | undefined>, fetcherFor: FetcherFactory): Promise<Started> {
   const log = jsonLogger;
+  const controller = args[0] === "controller";
+  const removeFinalizers = controller && args.includes("--remove-finalizers");
+  const options = (controller ? args.slice(1) : args).filter((arg) => arg !== "--remove-finalizers" || !controller);
   try {
-    const loaded = loadConfig(args, env);
+    const loaded = loadConfig(options, env);
     if ("help" in loaded) {
       console.log(loaded.help);
       exit(0);
     }
     const { config } = loaded;
-    const templateFile = config["client-pod-template"];
-    const template = templateFile ? await readTemplate(templateFile) : undefined;
-    const connection = await connectKube({ kubeconfig: config.kubeconfig, timeoutMs: config["kube-timeout-ms"] }, fetcherFor, env);
-    const service = await createService(config, connection, env, log, template);
+    const connection = () => connectKube({ kubeconfig: config.kubeconfig, timeoutMs: config["kube-timeout-ms"] }, fetcherFor, env);
+    if (removeFinalizers) {
+      const freed = await removeAllFinalizers(config, await connection());
+      log({ msg: "finalizers removed", pods: freed, namespace: config["client-namespace"] });
+      exit(0);
+    }
+    let service: Service;
+    if (controller) {
+      service = await createController(config, await connection(), env, log);
+    } else {
+      // The template is read (and its own rules checked) before Kubernetes is asked anything.
+      const templateFile = config["client-pod-template"];
+      const template = templateFile ? await readTemplate(templateFile) : undefined;
+      service = await createService(config, await connection(), env, log, template);
+    }
     return { config, service, log, shutdownGraceMs: config["shutdown-grace-ms"] };
   } catch (error) {
     console.error(`podgateway-provisioner: ${(error as Error).message}`);

@@ -1,4 +1,3 @@
-import { createHash } from "node:crypto";
 import type { Pod, PodSpec } from "kubernetes-types/core/v1";
 import type { ObjectMeta } from "kubernetes-types/meta/v1";
 import { traceAnnotations, type TraceContext } from "../events/trace.ts";
@@ -36,6 +35,7 @@ export const DEFAULT_TEMPLATE: PodTemplate = {
     }],
   },
 };
+import { digest } from "../util/digest.ts";
 
 /** What the operator decides about every client pod; events never choose any of it. */
 export interface ClientPodSettings {
@@ -78,8 +78,7 @@ export const MANAGED_BY = "podgateway-provisioner";
  */
 export function clientPodName(request: Pick<ClientRequest, "source" | "id">): string {
   // 80 bits of SHA-256: collisions are negligible, and a collision is still detected (request annotations).
-  const digest = createHash("sha256").update(request.source).update("\0").update(request.id).digest("hex");
-  return `pgw-client-${digest.slice(0, 20)}`;
+  return `pgw-client-${digest(request.source, request.id).slice(0, 20)}`;
 }
 
 /**

@@ -90,15 +90,31 @@ export async function provisionClient(options: ProvisionerOptions, request: Clie
     throw new KubeTransportError(`pod ${namespace}/${name} is being deleted; retry once it is gone`);
   }
 
-  if (options.admit && pod.spec?.schedulingGates?.some((gate) => gate.name === ROUTING_GATE)) {
-    const refusal = await options.admit(pod, request, signal);
-    if (refusal) {
-      await deleteIgnoringGone(kube, namespace, name, pod.metadata?.uid, signal);
-      return failed(refusal.reason, refusal.message);
+  const uid = pod.metadata?.uid;
+  let step = "admitting it";
+  try {
+    if (options.admit && pod.spec?.schedulingGates?.some((gate) => gate.name === ROUTING_GATE)) {
+      const refusal = await options.admit(pod, request, signal);
+      if (refusal) {
+        await deleteIgnoringGone(kube, namespace, name, uid, signal);
+        return failed(refusal.reason, refusal.message);
+      }
     }
+    step = "lifting its routing gate";
+    pod = await releaseRoutingGate(kube, pod, signal);
+  } catch (error) {
+    if (!(error instanceof KubeApiError) || isTransient(error)) throw error;
+    // Refused for good (403, 404, 422, ...): a redelivery would meet the same refusal, and the gated pod
+    // would wait forever. Remove exactly the pod we judged and say why, instead of answering 500.
+    const cleanup = await deleteIgnoringGone(kube, namespace, name, uid, signal).then(
+      () => "it was deleted before it could be scheduled",
+      (deleteError) => {
+        if (isTransient(deleteError)) throw deleteError;
+        return `deleting it failed too (${(deleteError as Error).message}); the controller sweeps it once --gated-pod-timeout-seconds pass`;
+      },
+    );
+    return failed("AdmissionFailed", `the API server refused ${step} for pod ${namespace}/${name} (HTTP ${error.code}): ${error.message}; ${cleanup}`);
   }
-
-  pod = await releaseRoutingGate(kube, pod, signal);
   return { ok: true, pod, name, namespace };
 }
 

@@ -29,7 +29,7 @@ type Obj = Record<string, any>;
 
 const SERVICE_NS = "podgateway";
 const CLIENT_NS = "podgateway-clients";
-const MANIFESTS = ["namespace.yaml", "broker.yaml", "rbac.yaml", "service.yaml", "cloudevents-player.yaml"];
+const MANIFESTS = ["namespace.yaml", "broker.yaml", "rbac.yaml", "service.yaml", "controller.yaml", "network-policy.yaml", "cloudevents-player.yaml"];
 const CHART_VALUES: Record<string, string> = { "pod-gateway-foo-values.yaml": "foo", "pod-gateway-bar-values.yaml": "bar" };
 /** Kustomize's own files, and the client pod template it turns into a ConfigMap. */
 const KUSTOMIZE = ["kustomization.yaml", "kustomizeconfig.yaml"];
@@ -64,7 +64,7 @@ describe("deploy/ files (static)", () => {
     for (const file of MANIFESTS) {
       for (const o of objects(file)) {
         assert.ok(o.apiVersion && o.kind && o.metadata?.name, `${file}: every document is a Kubernetes object`);
-        if (o.kind !== "Namespace") assert.ok(o.metadata.namespace, `${file}: ${o.kind}/${o.metadata.name} names its namespace`);
+        if (!/^(Namespace|ClusterRole|ClusterRoleBinding)$/.test(o.kind)) assert.ok(o.metadata.namespace, `${file}: ${o.kind}/${o.metadata.name} names its namespace`);
       }
     }
   });
@@ -77,27 +77,61 @@ describe("deploy/ files (static)", () => {
     assert.equal(namespaces["podgateway-gateways"]["routed-gateway"], undefined);
   });
 
-  test("rbac: a namespaced Role on pods in the client namespace only, with exactly the verbs the service uses", () => {
+  test("rbac: each mode its ServiceAccount and a Role in the client namespace with exactly the verbs it uses; cluster-wide only TokenReview", () => {
     const all = objects("rbac.yaml");
-    assert.deepEqual(all.map((o) => o.kind).sort(), ["Role", "RoleBinding", "ServiceAccount"]);
-    for (const file of MANIFESTS) {
+    assert.deepEqual(all.map((o) => o.kind).sort(), ["ClusterRole", "ClusterRoleBinding", "Role", "Role", "RoleBinding", "RoleBinding", "ServiceAccount", "ServiceAccount"]);
+    for (const file of MANIFESTS.filter((name) => name !== "rbac.yaml")) {
       for (const o of objects(file)) assert.ok(!/^Cluster/.test(o.kind), `${file}: no ${o.kind}`);
     }
-    const role = find("rbac.yaml", "Role");
-    assert.equal(role.metadata.namespace, CLIENT_NS);
-    assert.deepEqual(role.rules, [{ apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list", "watch"] }]);
-    const binding = find("rbac.yaml", "RoleBinding");
-    assert.equal(binding.metadata.namespace, CLIENT_NS);
-    assert.deepEqual(binding.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name });
-    const account = find("rbac.yaml", "ServiceAccount");
-    assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: account.metadata.name, namespace: SERVICE_NS }]);
+    const byName = (kind: string, name: string) => all.find((o) => o.kind === kind && o.metadata.name === name)!;
+    const rules: Record<string, unknown> = {
+      "podgateway-provisioner": [{ apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list"] }],
+      "podgateway-provisioner-controller": [
+        { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch", "patch", "delete"] },
+        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },
+      ],
+    };
+    for (const [name, expected] of Object.entries(rules)) {
+      const role = byName("Role", name);
+      assert.equal(role.metadata.namespace, CLIENT_NS);
+      assert.deepEqual(role.rules, expected);
+      const binding = byName("RoleBinding", name);
+      assert.equal(binding.metadata.namespace, CLIENT_NS);
+      assert.deepEqual(binding.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name });
+      assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: byName("ServiceAccount", name).metadata.name, namespace: SERVICE_NS }]);
+    }
+    assert.deepEqual(find("rbac.yaml", "ClusterRole").rules, [{ apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] }]);
+    assert.deepEqual(find("rbac.yaml", "ClusterRoleBinding").subjects, [{ kind: "ServiceAccount", name: "podgateway-provisioner", namespace: SERVICE_NS }]);
+  });
+
+  test("secure by default: sender authentication on for the Trigger's identity and audience; a NetworkPolicy", () => {
+    const env = Object.fromEntries(find("service.yaml", "Service", "serving.knative.dev/").spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]));
+    const trigger = find("service.yaml", "Trigger");
+    assert.equal(env.OIDC_AUDIENCE, trigger.spec.subscriber.audience);
+    assert.equal(env.ALLOWED_SENDERS, `system:serviceaccount:${SERVICE_NS}:${trigger.metadata.name}-oidc-eventing.knative.dev-trigger`);
+    const policies = objects("network-policy.yaml");
+    const service = policies.find((o) => o.metadata.name === "podgateway-provisioner")!;
+    assert.deepEqual(service.spec.podSelector.matchLabels, { "app.kubernetes.io/name": "podgateway-provisioner" });
+    assert.ok(service.spec.ingress[0].from.some((from: Obj) => from.namespaceSelector.matchLabels["kubernetes.io/metadata.name"] === "knative-eventing"));
+  });
+
+  test("controller: a Deployment of 2 replicas running `controller` with its own ServiceAccount, K_SINK from a SinkBinding", () => {
+    const deployment = find("controller.yaml", "Deployment");
+    assert.equal(deployment.spec.replicas, 2);
+    const spec = deployment.spec.template.spec;
+    assert.equal(spec.serviceAccountName, "podgateway-provisioner-controller");
+    assert.deepEqual(spec.containers[0].args, ["controller"]);
+    const env = Object.fromEntries(spec.containers[0].env.map((e: Obj) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(env.CLIENT_LIFECYCLE_EVENTS, "true");
+    assert.deepEqual(env.POD_NAME, { fieldRef: { fieldPath: "metadata.name" } });
+    assert.deepEqual(find("controller.yaml", "SinkBinding").spec.subject, { apiVersion: "apps/v1", kind: "Deployment", name: deployment.metadata.name });
   });
 
   test("service: Knative Service on PORT 8080, probes, resources, locked-down container, client config", () => {
     const ksvc = find("service.yaml", "Service", "serving.knative.dev/");
     assert.equal(ksvc.metadata.namespace, SERVICE_NS);
     const spec = ksvc.spec.template.spec;
-    assert.equal(spec.serviceAccountName, find("rbac.yaml", "ServiceAccount").metadata.name);
+    assert.equal(spec.serviceAccountName, "podgateway-provisioner");
     assert.equal(spec.containers.length, 1);
     const c = spec.containers[0];
     assert.equal(c.image, "podgateway-provisioner", "an overlay sets the image (cluster/deploy: the local registry)");

@@ -231,7 +231,7 @@ describe("the container image in the local registry", () => {
       t.diagnostic(`${mode}: listening and healthy ${Date.now() - started} ms after spawn`);
       const ready = await fetch(`${running.url}/readyz`);
       await ready.body?.cancel();
-      assert.equal(ready.status, 503, "not ready without an API server");
+      assert.equal(ready.status, 200, "ready without an API server: its trouble is answered per event");
     } finally {
       const code = await running.stop();
       // Deno's child_process reports (null, "SIGTERM") for a child that was sent SIGTERM even when it then

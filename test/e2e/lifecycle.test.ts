@@ -1,7 +1,8 @@
 /**
  * The client lifecycle on the local cluster (kwok moves pods through their phases): ready, failed and deleted
- * events at a K_SINK receiver in this process, each once, across a restart of the service; release events;
- * the /clients status endpoint; the per-gateway capacity under 50 concurrent pending events.
+ * events from the controller at a K_SINK receiver in this process, each once, across a restart of the
+ * controller; deletions complete while the service is stopped; release events; the /clients status endpoint;
+ * the per-gateway capacity under 50 concurrent pending events.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -9,7 +10,7 @@ import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
 import type { Pod } from "kubernetes-types/core/v1";
 import { adminClient, getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
-import { type RunningService, startService } from "../support/service.ts";
+import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
 
 const T = "io.podgateway.client.";
 type Reply = { status: number; event?: CloudEventV1<Record<string, string>>; body: string };
@@ -46,11 +47,11 @@ async function waitForEvent(sink: EventReceiver, pod: string, kind: string, time
   } catch (error) {
     const found = (await listPods(currentNamespace)).find((item) => item.metadata?.name === pod);
     throw new Error(`${(error as Error).message}; events so far: ${kinds(sink, pod)}; pod: ${JSON.stringify(found?.status)?.slice(0, 1500)}; ` +
-      `service logs: ${currentService?.output().split("\n").slice(-15).join("\n")}`);
+      `controller logs: ${currentController?.output().split("\n").slice(-15).join("\n")}`);
   }
 }
 let currentNamespace = "";
-let currentService: RunningService | undefined;
+let currentController: RunningService | undefined;
 
 /** Makes a pod fail as the kubelet would: kwok is told to leave its status alone, then the status says Failed. */
 async function failPod(namespace: string, name: string, reason: string, message: string): Promise<void> {
@@ -69,38 +70,32 @@ const CAPACITY = 5;
 
 describe("client lifecycle on the local cluster", () => {
   let service: RunningService;
+  let controller: RunningService;
   let sink: EventReceiver;
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;
   const env = () => ({
     CLIENT_NAMESPACE: namespace.name,
     K_SINK: sink.url,
-    CLIENT_LIFECYCLE_EVENTS: "true",
     MAX_CLIENTS_PER_GATEWAY: String(CAPACITY),
     CLIENT_MAX_LIFETIME_SECONDS: "3600",
   });
+  const controllerEnv = () => ({ ...env(), CLIENT_LIFECYCLE_EVENTS: "true" });
 
   before(async () => {
     namespace = await routedNamespace("e2e-lifecycle");
     sink = await startReceiver();
     service = await startService(env());
+    controller = await startController(controllerEnv());
     currentNamespace = namespace.name;
-    currentService = service;
+    currentController = controller;
   });
   after(async () => {
-    // Our finalizer holds deleted pods until the service reports them: delete them while it runs.
-    const kube = await adminClient();
+    // Our finalizer holds deleted pods until the controller reports them: delete them while it runs.
     const pods = namespace ? await listPods(namespace.name).catch(() => [] as Pod[]) : [];
     await Promise.all(pods.map((pod) => deletePodAsAdmin(namespace.name, pod.metadata!.name!).catch(() => {})));
-    await waitFor("every client pod to be gone", async () => (await listPods(namespace.name)).length === 0, 30_000).catch(async () => {
-      for (const pod of await listPods(namespace.name)) {
-        await kube.performRequest({
-          method: "PATCH",
-          path: `/api/v1/namespaces/${namespace.name}/pods/${pod.metadata!.name}`,
-          contentType: "application/merge-patch+json",
-          body: { metadata: { finalizers: null } },
-        }).catch(() => {});
-      }
-    });
+    await waitFor("every client pod to be gone", async () => (await listPods(namespace.name)).length === 0, 30_000)
+      .catch(() => removeFinalizers(namespace.name));
+    await controller?.stop();
     await service?.stop();
     await sink?.close();
     await namespace?.remove();
@@ -143,7 +138,7 @@ describe("client lifecycle on the local cluster", () => {
     await waitForEvent(sink, pod, "deleted");
     await waitFor("the pod to be gone once deleted was delivered", async () => (await getPodOrNull(namespace.name, pod)) === null);
     assert.deepEqual(kinds(sink, pod), ["ready", "failed", "deleted"]);
-    assert.equal((await (await fetch(`${service.url}/clients/${pod}`)).json()).state, "deleted");
+    assert.equal((await fetch(`${service.url}/clients/${pod}`)).status, 404, "gone; the controller reported its deletion");
   });
 
   test("release deletes exactly the right pod (by pod_name, by source+id), idempotently, and deleted follows", async () => {
@@ -177,29 +172,43 @@ describe("client lifecycle on the local cluster", () => {
     await send(service.url, "release", "rel-e", { pod_name: bystander });
   });
 
-  test("a service restart in between emits nothing twice and misses nothing", async () => {
+  test("the service stopped (scaled to zero) while a client is deleted: the deletion completes without it", async () => {
+    const pod = await provision(service.url, "lc-zero-1");
+    await waitForEvent(sink, pod, "ready");
+    await service.stop();
+    try {
+      assert.equal((await getPodOrNull(namespace.name, pod))?.metadata?.finalizers?.includes("podgateway.io/lifecycle"), true);
+      await deletePodAsAdmin(namespace.name, pod);
+      await waitForEvent(sink, pod, "deleted");
+      await waitFor("the pod to be gone with no service running", async () => (await getPodOrNull(namespace.name, pod)) === null);
+    } finally {
+      service = await startService(env());
+    }
+  });
+
+  test("a controller restart in between emits nothing twice and misses nothing", async () => {
     const a = await provision(service.url, "lc-restart-a");
     const b = await provision(service.url, "lc-restart-b");
     await waitForEvent(sink, a, "ready");
     await waitForEvent(sink, b, "ready");
     await new Promise((resolve) => setTimeout(resolve, 1_000)); // let the records land
-    await service.stop();
+    await controller.stop();
 
-    // While the service is down: a fails, b is deleted (held by the finalizer), c is provisioned by a twin
-    // service without lifecycle events and becomes ready.
+    // While the controller is down: a fails, b is deleted (held by the finalizer), c is provisioned and
+    // becomes ready.
     await failPod(namespace.name, a, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline");
     await deletePodAsAdmin(namespace.name, b);
     assert.ok(await getPodOrNull(namespace.name, b), "b is held until its deletion is reported");
-    const twin = await startService({ ...env(), CLIENT_LIFECYCLE_EVENTS: "false" });
-    const c = await provision(twin.url, "lc-restart-c");
-    await twin.stop();
+    const c = await provision(service.url, "lc-restart-c");
+    assert.equal((await getPodOrNull(namespace.name, c))?.metadata?.finalizers, undefined, "the service adds no finalizer");
     await waitFor("c to be Ready", async () => {
       const pod = await getPodOrNull(namespace.name, c);
       return pod?.status?.conditions?.some((condition) => condition.type === "Ready" && condition.status === "True") ?? false;
     });
 
-    service = await startService(env());
-    currentService = service;
+    // The Lease was given up at shutdown: the new controller leads at once.
+    controller = await startController(controllerEnv());
+    currentController = controller;
     await waitForEvent(sink, a, "failed");
     await waitForEvent(sink, b, "deleted");
     await waitForEvent(sink, c, "ready");

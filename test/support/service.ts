@@ -1,5 +1,5 @@
 /** Starts the real service as a child process (same runtime as the test) and stops it again. */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { clusterKubeconfig, repo } from "./cluster.ts";
@@ -13,6 +13,22 @@ export interface RunningService {
   /** Everything it printed, raw (stdout and stderr), to check what never appears in logs. */
   output: () => string;
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
+}
+
+/** Runs `podgateway-provisioner controller` (leader-elected lifecycle tracker) the same way as the service. */
+export function startController(env: Record<string, string> = {}): Promise<RunningService> {
+  const command = serviceCommand(repo);
+  return startService(env, { command: command.command, args: [...command.args, "controller"] });
+}
+
+/** The uninstall step, `controller --remove-finalizers`, on a namespace (admin kubeconfig unless `env` says). */
+export function removeFinalizers(namespace: string, env: Record<string, string> = {}) {
+  const command = serviceCommand(repo);
+  return spawnSync(command.command, [...command.args, "controller", "--remove-finalizers"], {
+    env: { ...process.env, KUBECONFIG: clusterKubeconfig(), CLIENT_NAMESPACE: namespace, ...env },
+    encoding: "utf8",
+    timeout: 60_000,
+  });
 }
 
 /** Runs the service on a free port against the local cluster; `env` adds or overrides options. */

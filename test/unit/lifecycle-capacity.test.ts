@@ -34,8 +34,9 @@ test("claims are idempotent: the same pod, also claiming twice at once, holds on
   const [first, second] = await Promise.all([claimSlot(options, "foo", pod), claimSlot(options, "foo", pod)]);
   assert.ok(first.ok && second.ok);
   const third = await claimSlot(options, "foo", pod);
-  assert.deepEqual(third, { ok: true, slot: 0 });
-  assert.equal([...kube.leases.values()].filter((lease) => lease.metadata?.labels?.["podgateway.io/holder-uid"] === pod.metadata?.uid).length, 1);
+  const held = [...kube.leases.values()].filter((lease) => lease.metadata?.labels?.["podgateway.io/holder-uid"] === pod.metadata?.uid);
+  assert.equal(held.length, 1);
+  assert.deepEqual(third, { ok: true, slot: Number(held[0]!.metadata!.name!.split("-").pop()) }, "the slot it holds, again");
 });
 
 test("a slot whose holder is gone, failed or being deleted is taken over; a live holder keeps it", async () => {
@@ -73,4 +74,44 @@ test("a released pod's slot is free again at once; racing take-overs of one stal
   const holders = [...kube.leases.values()].map((lease) => lease.spec?.holderIdentity).sort();
   assert.equal(new Set(holders).size, 2);
   assert.ok(holders.every((holder) => holder?.startsWith("c")));
+});
+
+test("a claim costs O(1) API calls at a limit of 1,000: one LIST and one create, or two LISTs and one take-over", async () => {
+  const { kube, options } = setup(1_000);
+  // Slots 0..998 held (written directly: claiming them one by one would make the test O(n²)).
+  for (let n = 0; n < 999; n++) {
+    const pod = kube.addPod(`h${n}`);
+    await kube.performRequest({
+      method: "POST",
+      path: "/apis/coordination.k8s.io/v1/namespaces/ns/leases",
+      body: {
+        metadata: {
+          name: slotName("foo", n),
+          labels: { "app.kubernetes.io/managed-by": "podgateway-provisioner", "podgateway.io/gateway": "foo", "podgateway.io/holder-uid": pod.metadata!.uid! },
+        },
+        spec: { holderIdentity: pod.metadata!.name },
+      },
+    });
+  }
+  assert.equal(kube.leases.size, 999);
+
+  const callsOf = async (pod: Pod) => {
+    kube.calls.length = 0;
+    const claim = await claimSlot(options, "foo", pod);
+    return { claim, calls: [...kube.calls] };
+  };
+  const last = await callsOf(kube.addPod("last"));
+  assert.deepEqual(last.claim, { ok: true, slot: 999 });
+  // LIST slots, POST the free one, LIST again to settle (a twin delivery may have claimed one too).
+  assert.deepEqual(last.calls.map((call) => call.split(" ")[0]), ["GET", "POST", "GET"], last.calls.join("\n"));
+
+  const full = await callsOf(kube.addPod("full"));
+  assert.equal(full.claim.ok, false);
+  assert.equal(full.calls.length, 2, `list slots + list pods, however many slots: ${full.calls.join("\n")}`);
+
+  kube.pods.delete("h500");
+  const takeover = await callsOf(kube.addPod("after"));
+  assert.ok(takeover.claim.ok);
+  assert.equal(takeover.claim.ok && takeover.claim.slot, 500);
+  assert.ok(takeover.calls.length <= 4, takeover.calls.join("\n"));
 });

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { loadConfig } from "../../src/config.ts";
 import { connectKube } from "../../src/kube/connect.ts";
 import { isTransient } from "../../src/kube/errors.ts";
+import { createController } from "../../src/controller/controller.ts";
 import { createService } from "../../src/service.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "service-"));
@@ -25,7 +26,8 @@ const noFetch = () => () => Promise.reject(new Error("no network in this test"))
 const connection = await connectKube({ kubeconfig, timeoutMs: 1000 }, noFetch, {});
 
 test("start-up refuses settings that cannot work, before anything listens", async () => {
-  await assert.rejects(createService(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), connection, {}, () => {}), /needs K_SINK/);
+  await assert.rejects(createService(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), connection, { K_SINK: "http://x" }, () => {}), /controller's/);
+  await assert.rejects(createController(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), connection, {}, () => {}), /needs K_SINK/);
   await assert.rejects(createService(config({}), connection, { K_CE_OVERRIDES: "{" }, () => {}), /K_CE_OVERRIDES is not valid JSON/);
 });
 

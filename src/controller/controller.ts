@@ -1,0 +1,114 @@
+/**
+ * Controller mode (`podgateway-provisioner controller`): the client lifecycle tracker — ready/failed/deleted
+ * events, ReadyTimeout, the finalizer and the record annotation — and the sweep of abandoned gated pods, run
+ * by the leader of a coordination.k8s.io Lease only. Several replicas may run; one works, the others wait.
+ * A new leader resumes from what the pods record (their annotation and finalizer), not from memory.
+ */
+import { Hono } from "hono";
+import type { Config } from "../config.ts";
+import { parseCeOverrides } from "../events/results.ts";
+import { httpSink } from "../events/sink.ts";
+import { leasePermissions, type Permission, podPermissions, requirePermissions } from "../kube/access.ts";
+import { listPods } from "../kube/pods.ts";
+import type { KubeConnection } from "../kube/connect.ts";
+import { LIFECYCLE_FINALIZER } from "../lifecycle/client-state.ts";
+import { removeFinalizer } from "../lifecycle/records.ts";
+import { LifecycleTracker } from "../lifecycle/tracker.ts";
+import type { Logger } from "../observability/log.ts";
+import { LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
+import type { Service } from "../service.ts";
+import { runLeaderElection } from "./leader.ts";
+
+/** The Lease the controller replicas compete for, in the client namespace (where their Role is). */
+export const LEADER_LEASE = "podgateway-provisioner-controller";
+
+const CLIENTS = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+
+/**
+ * Wires the controller: an HTTP app for probes only, and the leader-elected background work.
+ * @throws Error when the configuration cannot work (lifecycle events without K_SINK), before anything listens.
+ */
+export async function createController(config: Config, { kube, describe }: KubeConnection, env: Record<string, string | undefined>, log: Logger): Promise<Service> {
+  const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
+  if (config["client-lifecycle-events"] && !sink) {
+    throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
+  }
+  await requirePermissions(kube, controllerNeeds(config), (message) => log({ msg: `WARNING: ${message}` }));
+  const namespace = config["client-namespace"];
+  const identity = `${env.POD_NAME || env.HOSTNAME || "controller"}-${crypto.randomUUID().slice(0, 8)}`;
+  let leading = false;
+
+  const app = new Hono();
+  app.get("/healthz", (c) => c.text("ok"));
+  // A standby is as ready as the leader: it serves its probes and is ready to take over.
+  app.get("/readyz", (c) => c.text("ok"));
+  app.get("/leader", (c) => c.json({ identity, leading }));
+
+  const background = (signal: AbortSignal) =>
+    runLeaderElection(
+      {
+        kube,
+        namespace,
+        name: LEADER_LEASE,
+        identity,
+        log,
+        leaseDurationMs: config["leader-lease-duration-seconds"] * 1000,
+        renewDeadlineMs: config["leader-renew-deadline-seconds"] * 1000,
+        retryPeriodMs: config["leader-retry-period-seconds"] * 1000,
+      },
+      async (leaderSignal) => {
+        leading = true;
+        try {
+          // A fresh tracker per term: it lists the pods and resumes from their records.
+          const tracker = new LifecycleTracker({
+            kube,
+            namespace,
+            labelSelector: CLIENTS,
+            sink: config["client-lifecycle-events"] ? sink : undefined,
+            stamp: { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) },
+            log,
+            gatewayLabelKey: config["gateway-label"],
+            gatewayAnnotationKey: config["gateway-annotation"],
+            sidecarContainer: config["gateway-sidecar-container"],
+            readyTimeoutMs: config["client-ready-timeout-seconds"] * 1000,
+            gatedPodTimeoutMs: config["gated-pod-timeout-seconds"] * 1000,
+          });
+          await tracker.run(leaderSignal);
+          await tracker.idle();
+        } finally {
+          leading = false;
+        }
+      },
+      signal,
+    );
+  return { app, describe: `${describe}, controller ${identity}`, background };
+}
+
+/** What the controller does with the API, by enabled feature: the start-up check asks for exactly this. */
+export function controllerNeeds(config: Config): Permission[] {
+  const namespace = config["client-namespace"];
+  return [
+    ...leasePermissions(namespace, ["get", "create", "update"], "leader election"),
+    ...podPermissions(namespace, ["list", "watch", "delete"], "the sweep of abandoned gated pods"),
+    ...(config["client-lifecycle-events"] ? podPermissions(namespace, ["get", "patch"], "--client-lifecycle-events (finalizer, records)") : []),
+  ];
+}
+
+/**
+ * `controller --remove-finalizers`: the uninstall step. Takes our finalizer off every client pod, so that
+ * deleting them (or their namespace) completes once no controller runs any more. Stop the controller first:
+ * a running leader would add the finalizer again.
+ * @returns how many pods were freed.
+ */
+export async function removeAllFinalizers(config: Config, { kube }: KubeConnection): Promise<number> {
+  await requirePermissions(kube, podPermissions(config["client-namespace"], ["list", "get", "patch"], "--remove-finalizers"), () => {});
+  const held = (await listPods(kube, config["client-namespace"], CLIENTS)).items
+    .filter((pod) => pod.metadata?.finalizers?.includes(LIFECYCLE_FINALIZER));
+  // Sixteen at a time: thousands of pods one by one would make an uninstall take minutes.
+  let next = 0;
+  const worker = async () => {
+    while (next < held.length) await removeFinalizer(kube, held[next++]!);
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return held.length;
+}

@@ -1,0 +1,77 @@
+/**
+ * Leader election against the in-memory API server (leases with resourceVersions): one leader at a time;
+ * a leader that stops cleanly hands over at once; one that goes silent is replaced after the lease duration,
+ * and stops working itself by its renew deadline.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { runLeaderElection } from "../../src/controller/leader.ts";
+import { KubeTransportError } from "../../src/kube/errors.ts";
+import type { KubeRequest } from "../../src/kube/rest-client.ts";
+import { FakeKube } from "./lifecycle-fake-kube.ts";
+
+const timing = { leaseDurationMs: 600, renewDeadlineMs: 400, retryPeriodMs: 50 };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function candidate(kube: FakeKube, identity: string, leading: Set<string>, overlaps: string[]) {
+  const stop = new AbortController();
+  const done = runLeaderElection({ kube, namespace: "ns", name: "lead", identity, log: () => {}, ...timing }, async (signal) => {
+    if (leading.size > 0) overlaps.push(`${identity} while ${[...leading]}`);
+    leading.add(identity);
+    await new Promise((resolve) => signal.addEventListener("abort", resolve, { once: true }));
+    leading.delete(identity);
+  }, stop.signal);
+  return { stop: () => stop.abort(), done };
+}
+
+test("one leader at a time; a clean stop hands over within a retry period or two", async () => {
+  const kube = new FakeKube();
+  const leading = new Set<string>();
+  const overlaps: string[] = [];
+  const a = candidate(kube, "a", leading, overlaps);
+  const b = candidate(kube, "b", leading, overlaps);
+  await sleep(300);
+  assert.equal(leading.size, 1);
+  const first = [...leading][0]!;
+  const [leader, standby] = first === "a" ? [a, b] : [b, a];
+  const stopped = Date.now();
+  leader.stop();
+  await leader.done;
+  const count = () => leading.size; // (assert.equal narrowed leading.size to 1 above)
+  while (count() === 0 && Date.now() - stopped < 2_000) await sleep(10);
+  assert.equal(count(), 1);
+  assert.notEqual([...leading][0], first);
+  assert.ok(Date.now() - stopped < 300, `handed over after ${Date.now() - stopped} ms`);
+  standby.stop();
+  await standby.done;
+  assert.deepEqual(overlaps, []);
+});
+
+test("a silent leader is replaced only after the lease duration, and has stopped working by its renew deadline", async () => {
+  const kube = new FakeKube();
+  const leading = new Set<string>();
+  const overlaps: string[] = [];
+  // a's network can be cut: every call of its fails, as if the API server were unreachable from it.
+  let cut = false;
+  const cuttable = { performRequest: (request: KubeRequest) => cut ? Promise.reject(new KubeTransportError("cut")) : kube.performRequest(request) };
+  const a = candidate(cuttable as unknown as FakeKube, "a", leading, overlaps);
+  await sleep(200);
+  assert.deepEqual([...leading], ["a"]);
+  const b = candidate(kube, "b", leading, overlaps);
+  await sleep(200);
+  assert.deepEqual([...leading], ["a"], "a live leader keeps the lease");
+
+  const silenced = Date.now();
+  cut = true;
+  while (leading.has("a")) await sleep(5);
+  const aStopped = Date.now() - silenced;
+  while (!leading.has("b") && Date.now() - silenced < 3_000) await sleep(5);
+  const bStarted = Date.now() - silenced;
+  assert.ok(aStopped <= timing.renewDeadlineMs + timing.retryPeriodMs + 50, `a stopped after ${aStopped} ms`);
+  assert.ok(bStarted >= timing.leaseDurationMs - 2 * timing.retryPeriodMs, `b started after ${bStarted} ms`);
+  assert.ok(bStarted <= timing.leaseDurationMs + 3 * timing.retryPeriodMs + 100, `b started after ${bStarted} ms`);
+  assert.deepEqual(overlaps, []);
+  a.stop();
+  b.stop();
+  await Promise.all([a.done, b.done]);
+});
