@@ -10,7 +10,7 @@
 import type { Pod } from "kubernetes-types/core/v1";
 import type { ResultStamp } from "../events/results.ts";
 import type { EventSink } from "../events/sink.ts";
-import { traceOfPod, withTrace } from "../events/trace.ts";
+import { ANNOTATION_TRACEPARENT, ANNOTATION_TRACESTATE, traceOfPod, withTrace } from "../events/trace.ts";
 import { KubeApiError } from "../kube/errors.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
@@ -270,7 +270,14 @@ export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabel
       deletionTimestamp: metadata.deletionTimestamp,
       finalizers: metadata.finalizers,
       labels: pick(metadata.labels, [options.gatewayLabelKey]),
-      annotations: pick(metadata.annotations, [ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, ANNOTATION_EMITTED, options.gatewayAnnotationKey]),
+      annotations: pick(metadata.annotations, [
+        ANNOTATION_REQUEST_ID,
+        ANNOTATION_REQUEST_SOURCE,
+        ANNOTATION_EMITTED,
+        ANNOTATION_TRACEPARENT,
+        ANNOTATION_TRACESTATE,
+        options.gatewayAnnotationKey,
+      ]),
     },
     spec: { containers: [], schedulingGates: spec?.schedulingGates?.map((gate) => ({ name: gate.name })) },
     status: {

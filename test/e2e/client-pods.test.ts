@@ -13,7 +13,7 @@ import { stringify } from "yaml";
 import { apiRequestCounts } from "../../bench/lib/api-requests.ts";
 import { adminClient, getPodOrNull, listPods, routedBy, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
-import { type RunningService, startService } from "../support/service.ts";
+import { type RunningService, startController, startService } from "../support/service.ts";
 
 const T = "io.podgateway.client.";
 const PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -33,6 +33,24 @@ async function podCalls(): Promise<Record<string, number>> {
   const kube = await adminClient();
   const counts = apiRequestCounts(await kube.performRequest<string>({ method: "GET", path: "/metrics", expect: "text" }));
   return Object.fromEntries(["POST", "DELETE", "PATCH", "GET"].map((verb) => [verb, counts[`${verb} pods`] ?? 0]));
+}
+
+/**
+ * The counter is the whole cluster's: an earlier test's namespace still being emptied (the namespace controller
+ * and kwok deleting its pods) moves it too. Wait until no namespace is terminating and the counts hold still.
+ */
+async function quietPodCalls(): Promise<Record<string, number>> {
+  const kube = await adminClient();
+  let last = await podCalls();
+  await waitFor("the cluster's pod calls to settle", async () => {
+    const namespaces = await kube.performRequest<{ items: { status?: { phase?: string } }[] }>({ method: "GET", path: "/api/v1/namespaces" });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const now = await podCalls();
+    const still = JSON.stringify(now) === JSON.stringify(last);
+    last = now;
+    return still && !namespaces.items.some((namespace) => namespace.status?.phase === "Terminating");
+  }, 120_000);
+  return last;
 }
 
 describe("client pods as operators shape them", () => {
@@ -70,7 +88,7 @@ describe("client pods as operators shape them", () => {
 
   test("--gateways foo: bar and nosuch fail UnknownGateway with zero pod API calls; foo is still provisioned", async () => {
     const service = await start({ GATEWAYS: "foo" });
-    const before = await podCalls();
+    const before = await quietPodCalls();
     for (const [id, gateway] of [["gw-bar", "bar"], ["gw-nosuch", "nosuch"]] as const) {
       const reply = await send(service.url, id, gateway);
       assert.equal(reply.event?.type, `${T}scheduling.failed`, reply.body);
@@ -184,15 +202,19 @@ describe("client pods as operators shape them", () => {
   describe("trace context", () => {
     let sink: EventReceiver;
     let service: RunningService;
+    let controller: RunningService;
     before(async () => {
       sink = await startReceiver();
-      service = await start({ K_SINK: sink.url, CLIENT_LIFECYCLE_EVENTS: "true" });
+      service = await start({});
+      // Lifecycle events are the controller's (the service holds no watch).
+      controller = await startController({ CLIENT_NAMESPACE: namespace.name, K_SINK: sink.url, CLIENT_LIFECYCLE_EVENTS: "true" });
     });
     after(async () => {
-      // The tracker put its finalizer on every client pod of the namespace: delete them while it still runs to lift it.
+      // The controller put its finalizer on every client pod of the namespace: delete them while it still runs to lift it.
       const kube = await adminClient();
       await kube.performRequest({ method: "DELETE", path: `/api/v1/namespaces/${namespace.name}/pods`, query: { labelSelector: "app.kubernetes.io/managed-by=podgateway-provisioner" } }).catch(() => {});
       await waitFor("the client pods to be gone", async () => (await listPods(namespace.name)).length === 0).catch((error) => console.error(error.message));
+      await controller?.stop();
       await service?.stop();
       await sink?.close();
     });

@@ -7,7 +7,7 @@ import { afterEach, test } from "node:test";
 import type { CloudEventV1 } from "cloudevents";
 import type { PodStatus } from "kubernetes-types/core/v1";
 import type { EventSink } from "../../src/events/sink.ts";
-import { LifecycleTracker, type TrackerOptions } from "../../src/lifecycle/tracker.ts";
+import { essentials, LifecycleTracker, type TrackerOptions } from "../../src/lifecycle/tracker.ts";
 import { FakeKube } from "./lifecycle-fake-kube.ts";
 
 type Sent = CloudEventV1<Record<string, string>>;
@@ -196,4 +196,18 @@ test("a pod force-removed without our finalizer still yields deleted, and the st
   pod.metadata!.finalizers = [];
   await kube.performRequest({ method: "DELETE", path: "/api/v1/namespaces/ns/pods/quick" });
   await until("deleted", () => sink.events.length === 2);
+});
+
+test("what the tracker keeps of a pod includes what its events read: request, record, gateway and trace annotations", () => {
+  const annotations = {
+    "podgateway.io/request-id": "r1",
+    "podgateway.io/request-source": "/s",
+    "podgateway.io/traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    "podgateway.io/tracestate": "vendor=abc",
+    setGateway: "foo",
+    "kubectl.kubernetes.io/last-applied-configuration": "{ big }",
+  };
+  const kept = essentials({ metadata: { name: "p", annotations }, spec: { containers: [] } }, { gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" });
+  const { "kubectl.kubernetes.io/last-applied-configuration": _dropped, ...wanted } = annotations;
+  assert.deepEqual(kept.metadata?.annotations, wanted);
 });
