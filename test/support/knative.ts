@@ -6,10 +6,11 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { adminClient, cluster, repo, waitFor } from "./cluster.ts";
-import { type RunningService, startController, startService } from "./service.ts";
+import { removeFinalizers, type RunningService, startController, startService } from "./service.ts";
 
 export const SERVICE_NS = "podgateway";
 export const CLIENT_NS = "podgateway-clients";
@@ -69,8 +70,15 @@ export async function applyDeploy(): Promise<void> {
   kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-k", join(repo, "cluster/deploy"));
 }
 
-/** Deletes what applyDeploy created (namespaces first: their contents go with them). */
+/**
+ * Deletes what applyDeploy created (namespaces first: their contents go with them), the way deploy/README.md
+ * says to uninstall: with the controller stopped, `controller --remove-finalizers` frees the client pods.
+ */
 export function removeDeploy(): void {
+  if (kubectl("get", "namespace", CLIENT_NS, "--ignore-not-found", "-o", "name")) {
+    const freed = removeFinalizers(CLIENT_NS);
+    if (freed.status !== 0) throw new Error(`controller --remove-finalizers failed: ${freed.stderr}`);
+  }
   kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", SERVICE_NS, CLIENT_NS, "podgateway-gateways");
 }
 
@@ -246,13 +254,30 @@ export async function awaitDelivery(sink: Sink, token?: string): Promise<void> {
 }
 
 /**
- * The controller (deploy/controller.yaml's env, leader election on) as its own ServiceAccount, K_SINK = the
- * Broker (what its SinkBinding injects).
+ * The controller (deploy/controller.yaml's env, leader election on) as its own ServiceAccount, with what its
+ * SinkBinding gives a pod: K_SINK = the Broker, and (OIDC on) the token in the Secret the SinkBinding's status
+ * names, in a file where the pod would have it mounted (/oidc/token).
  */
 export async function startShippedController(): Promise<RunningService> {
   const { kubeconfig, remove } = await serviceAccountKubeconfig(CONTROLLER);
+  let secret = "";
+  await waitFor("the controller's SinkBinding token Secret", async () => {
+    secret = kubectl("get", "sinkbindings.sources.knative.dev", CONTROLLER, "-n", SERVICE_NS, "-o", "jsonpath={.status.oidcTokenSecretName}");
+    return secret !== "" && kubectl("get", "secret", secret, "-n", SERVICE_NS, "--ignore-not-found", "-o", "name") !== "";
+  });
+  // read per delivery: kept until the controller stops
+  const oidc = mkdtempSync(join(tmpdir(), "knative-e2e-oidc-"));
+  const token = Buffer.from(kubectl("get", "secret", secret, "-n", SERVICE_NS, "-o", "jsonpath={.data.token}"), "base64");
+  writeFileSync(join(oidc, "token"), token, { mode: 0o600 });
   const env = { ...shippedEnv("controller.yaml", "Deployment"), POD_NAME: `${CONTROLLER}-e2e`, KUBECONFIG: kubeconfig };
-  return await startController({ ...env, K_SINK: `${knativeEnv().PGW_KNATIVE_INGRESS_URL}/${SERVICE_NS}/default` }).finally(remove);
+  const controller = await startController({
+    ...env,
+    K_SINK: `${knativeEnv().PGW_KNATIVE_INGRESS_URL}/${SERVICE_NS}/default`,
+    K_SINK_TOKEN_FILE: join(oidc, "token"),
+  }).finally(remove);
+  const stop = controller.stop;
+  controller.stop = (signal) => stop(signal).finally(() => rmSync(oidc, { recursive: true, force: true }));
+  return controller;
 }
 
 /** The seed's flow, ready: deploy/ applied, the sink in the cloudevents-player's place, the provisioner running. */
