@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end (`npm run demo`): bring up the local cluster with Knative Eventing, apply deploy/,
 # start the provisioner and a `cloudevents listen` sink (in the cloudevents-player's place) on this machine,
-# send one io.podgateway.client.pending event for gateway foo to the Broker with curl, and print the result
+# send one io.podgateway.client.pending event for gateway foo to the Broker with curl (a token for the Broker's
+# audience: Eventing's OIDC is on, deploy/ turns sender authentication on), and print the result
 # event the sink received and the routed pod. Leaves the cluster running (`npm run cluster -- down`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
