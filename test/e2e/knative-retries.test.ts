@@ -1,6 +1,6 @@
 /**
  * Knative's retries meet the provisioner's status codes, through the real broker and deploy/'s Trigger as
- * shipped (12 retries, linear from 0.5 s, Retry-After honoured up to 10 s): events sent while the API server is stopped (~10 s; the
+ * shipped (20 retries, linear from 0.5 s, Retry-After honoured up to 10 s): events sent while the API server is stopped (~10 s; the
  * service answers 503) and a burst far beyond --max-in-flight (429) are all provisioned exactly once.
  *
  * Sizes: PGW_KNATIVE_OUTAGE_EVENTS (default 500) and PGW_KNATIVE_BURST_EVENTS (default 200).
@@ -108,7 +108,7 @@ describe("Knative retries through the real broker", () => {
     const before = await podCount();
     const ids = idsFor("kn-burst", BURST_EVENTS);
     // The in-memory channel is synchronous: an event whose Trigger retries ran out would be refused to the
-    // sender (500). deploy/'s Trigger (12 linear retries, Retry-After honoured) must deliver every one.
+    // sender (500). deploy/'s Trigger (20 linear retries, Retry-After honoured) must deliver every one.
     const started = Date.now();
     const refused = await send(ids);
     t.diagnostic(`${BURST_EVENTS - refused.length} delivered by the broker's retries in ${((Date.now() - started) / 1000).toFixed(1)} s, ${refused.length} refused`);
