@@ -190,6 +190,15 @@ knative_local_manifests() {
 	done
 }
 
+# Eventing's features as deploy/ needs them: OIDC sender tokens (deploy/ turns sender authentication on) and
+# Retry-After honoured (the Trigger's retryAfterMax). Applied before the data plane starts: ingress, filter and
+# dispatcher load their OIDC verifier (discovery via knative-net's CONNECT to the API server) only at start or
+# when config-features changes. Own field manager: the config/ apply above keeps its other keys.
+knative_features() {
+	printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-features, namespace: %s}\ndata:\n  authentication-oidc: %s\n  delivery-retryafter: enabled\n' \
+		"$KN_NS" "$([ "${PGW_KNATIVE_OIDC:-1}" = 0 ] && echo disabled || echo enabled)"
+}
+
 knative_kubeconfigs() {
 	local c sa token deadline=$((SECONDS + 60))
 	for c in "${KNATIVE_COMPONENTS[@]}"; do
@@ -241,6 +250,7 @@ knative_up() {
 	mapfile -t files < <(knative_manifest_args)
 	kc apply --server-side --force-conflicts --field-manager=pgw-cluster "${files[@]}" >/dev/null
 	knative_local_manifests | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
+	knative_features | kc apply --server-side --force-conflicts --field-manager=pgw-cluster-features -f - >/dev/null
 	kc wait --for=condition=Established --timeout=60s crd/brokers.eventing.knative.dev crd/triggers.eventing.knative.dev \
 		crd/inmemorychannels.messaging.knative.dev crd/subscriptions.messaging.knative.dev >/dev/null
 	knative_kubeconfigs

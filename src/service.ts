@@ -27,7 +27,7 @@ export interface Service {
 
 /**
  * Wires the app from its configuration. Runtime-neutral: entrypoints connect to Kubernetes (src/kube/connect.ts)
- * and read the `--client-pod-template` file (`clientPodTemplate`, its text).
+ * and read the `--client-pod-template` file (`clientPodTemplate`, its text) and K_SINK's OIDC token (`sinkToken`).
  * @throws Error when K_CE_OVERRIDES, the options or the client pod template are unusable, before anything listens;
  *   when the API server could not be asked about the template, the transient error is its `cause`.
  */
@@ -37,6 +37,7 @@ export async function createService(
   env: Record<string, string | undefined>,
   log: Logger = jsonLogger,
   clientPodTemplate?: string,
+  sinkToken?: () => Promise<string | undefined>,
 ): Promise<Service> {
   if (config["client-lifecycle-events"]) {
     throw new Error(
@@ -61,7 +62,7 @@ export async function createService(
   }
 
   const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
-  const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
+  const sink = env.K_SINK ? httpSink(env.K_SINK, { token: sinkToken }) : undefined;
   const lifecycle = createLifecycle({
     kube,
     namespace: config["client-namespace"],

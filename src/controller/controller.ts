@@ -28,8 +28,14 @@ const CLIENTS = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
  * Wires the controller: an HTTP app for probes only, and the leader-elected background work.
  * @throws Error when the configuration cannot work (lifecycle events without K_SINK), before anything listens.
  */
-export async function createController(config: Config, { kube, describe }: KubeConnection, env: Record<string, string | undefined>, log: Logger): Promise<Service> {
-  const sink = env.K_SINK ? httpSink(env.K_SINK) : undefined;
+export async function createController(
+  config: Config,
+  { kube, describe }: KubeConnection,
+  env: Record<string, string | undefined>,
+  log: Logger,
+  sinkToken?: () => Promise<string | undefined>,
+): Promise<Service> {
+  const sink = env.K_SINK ? httpSink(env.K_SINK, { token: sinkToken }) : undefined;
   if (config["client-lifecycle-events"] && !sink) {
     throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
   }

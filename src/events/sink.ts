@@ -7,19 +7,33 @@ export interface EventSink {
   send(event: CloudEventV1<unknown>, signal?: AbortSignal): Promise<void>;
 }
 
+/** How httpSink sends: retries, and the OIDC token K_SINK wants (Knative's broker with authentication-oidc on). */
+export interface SinkOptions {
+  attempts?: number;
+  backoffMs?: number;
+  timeoutMs?: number;
+  /** The current token, if any (read per send: Knative refreshes the mounted one before it expires). */
+  token?: () => Promise<string | undefined>;
+}
+
 /**
  * Posts events in binary mode, retrying transport errors, 404, 409, 429 and 5xx with exponential backoff
  * (the retry rule of Knative's data plane). Throws when every attempt failed, so the caller can ask its own
  * sender to redeliver rather than lose the result.
  */
-export function httpSink(url: string, options: { attempts?: number; backoffMs?: number; timeoutMs?: number } = {}): EventSink {
+export function httpSink(url: string, options: SinkOptions = {}): EventSink {
   const attempts = options.attempts ?? 4;
   const backoffMs = options.backoffMs ?? 100;
   const timeoutMs = options.timeoutMs ?? 5_000;
   return {
     async send(event, signal) {
       const message = HTTP.binary(event);
-      const headers = { ...(message.headers as Record<string, string>), ...traceHeaders(event) };
+      const token = await options.token?.();
+      const headers = {
+        ...(message.headers as Record<string, string>),
+        ...traceHeaders(event),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      };
       let lastProblem = "";
       for (let attempt = 0; attempt < attempts; attempt++) {
         if (attempt > 0) await sleep(backoff(attempt, backoffMs), signal);

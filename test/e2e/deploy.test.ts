@@ -2,7 +2,7 @@
  * deploy/ is what a cluster admin applies. Every Kubernetes manifest in it must be accepted by the local
  * cluster's API server (server-side dry-run, strict field validation, against the Knative CRDs the cluster
  * installs from ../shared/knative-crds), and must say what the project promises (least-privilege RBAC,
- * locked-down container, Trigger on io.podgateway.client.pending with exponential retry). The pod-gateway
+ * locked-down container, Trigger on io.podgateway.client.pending with retries honouring Retry-After). The pod-gateway
  * chart values are not Kubernetes objects: they are parsed and their keys checked.
  *
  * Needs the local cluster (`npm run cluster -- up`). Without it the cluster tests FAIL, they never skip.
@@ -186,7 +186,7 @@ describe("deploy/ files (static)", () => {
     assert.equal(template.spec.automountServiceAccountToken, false);
   });
 
-  test("trigger: io.podgateway.client.pending from the Broker to the service, exponential retry", () => {
+  test("trigger: io.podgateway.client.pending from the Broker to the service, retries that outlast an API restart", () => {
     const trigger = find("service.yaml", "Trigger");
     assert.equal(trigger.spec.broker, find("broker.yaml", "Broker").metadata.name);
     assert.deepEqual(trigger.spec.filter, { attributes: { type: "io.podgateway.client.pending" } });
@@ -195,9 +195,15 @@ describe("deploy/ files (static)", () => {
       kind: "Service",
       name: find("service.yaml", "Service", "serving.knative.dev/").metadata.name,
     });
-    assert.equal(trigger.spec.delivery.backoffPolicy, "exponential");
-    assert.ok(trigger.spec.delivery.retry >= 3);
-    assert.match(trigger.spec.delivery.backoffDelay, /^PT[0-9.]+S$/);
+    const { retry, backoffPolicy, backoffDelay, retryAfterMax } = trigger.spec.delivery;
+    assert.ok(retry >= 3);
+    assert.match(backoffDelay, /^PT[0-9.]+S$/);
+    // long enough to outlast an API server restart (~30 s), and the service's Retry-After honoured
+    const delay = Number(/^PT([0-9.]+)S$/.exec(backoffDelay)![1]);
+    const total = Array.from({ length: retry }, (_, n) => (backoffPolicy === "linear" ? delay * (n + 1) : delay * 2 ** n))
+      .reduce((a, b) => a + b, 0);
+    assert.ok(["linear", "exponential"].includes(backoffPolicy) && total >= 30, `${retry} ${backoffPolicy} retries from ${backoffDelay}: ${total} s`);
+    assert.match(retryAfterMax, /^PT[0-9.]+S$/);
   });
 
   test("cloudevents-player: a Knative Service and an unfiltered Trigger on the same Broker", () => {

@@ -2,7 +2,8 @@
  * The seed's flow end to end through the real Knative Eventing broker (cluster/knative.sh), from deploy/ as
  * shipped: a curl-style POST with ce-* headers to the broker ingress → the provisioner's Trigger → the
  * provisioner → its reply → the broker → the cloudevents-player Trigger → a sink (`cloudevents listen`, the
- * real conformance CLI, in the player's place). The Knative Services' addresses are set through their status
+ * real conformance CLI, in the player's place), with sender authentication on as shipped (Knative OIDC); the
+ * controller's lifecycle events go to the broker too. The Knative Services' addresses are set through their status
  * (Knative Serving does not run here): the provisioner and the sink run on this machine.
  *
  * Needs the local cluster with Knative (`npm run cluster -- up`). Without it the tests FAIL, they never skip.
@@ -23,6 +24,7 @@ import type { RunningService } from "../support/service.ts";
 const PENDING = "io.podgateway.client.pending";
 const DONE = "io.podgateway.client.scheduling.done";
 const FAILED = "io.podgateway.client.scheduling.failed";
+const READY = "io.podgateway.client.ready";
 
 describe("through the real Knative broker (deploy/ as shipped)", () => {
   let flow: Flow;
@@ -67,6 +69,10 @@ describe("through the real Knative broker (deploy/ as shipped)", () => {
     assert.equal(pod.spec?.schedulingGates, undefined, "the gate is lifted");
     // The sink (like the player) sees everything on the broker: the request too.
     assert.ok((await sink.events()).some((e) => e.ContextAttributes.id === id && e.ContextAttributes.type === PENDING));
+    // The controller (its own ServiceAccount, K_SINK = the Broker with its SinkBinding's OIDC token) tells
+    // the broker when the pod is ready.
+    await waitFor(`io.podgateway.client.ready for ${data.pod_name} at the sink`, async () =>
+      (await sink.events()).some((e) => e.ContextAttributes.type === READY && e.ContextAttributes.subject === data.pod_name), 60_000);
   });
 
   test("pending for an unknown gateway → scheduling.failed at the sink, no pod", async () => {

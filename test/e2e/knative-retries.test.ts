@@ -1,6 +1,6 @@
 /**
  * Knative's retries meet the provisioner's status codes, through the real broker and deploy/'s Trigger as
- * shipped (6 retries, exponential from 0.5 s): events sent while the API server is stopped (~10 s; the
+ * shipped (20 retries, linear from 0.5 s, Retry-After honoured up to 10 s): events sent while the API server is stopped (~10 s; the
  * service answers 503) and a burst far beyond --max-in-flight (429) are all provisioned exactly once.
  *
  * Sizes: PGW_KNATIVE_OUTAGE_EVENTS (default 500) and PGW_KNATIVE_BURST_EVENTS (default 200).
@@ -60,7 +60,8 @@ describe("Knative retries through the real broker", () => {
       byRequest = new Map();
       for (const e of await sink.events()) {
         const cause = e.ContextAttributes.Extensions?.causationid;
-        if (!cause || !wanted.has(cause)) continue;
+        // the controller's lifecycle events (ready, ...) name the request too
+        if (!cause || !wanted.has(cause) || !e.ContextAttributes.type.includes(".scheduling.")) continue;
         assert.equal(e.ContextAttributes.type, DONE, `${cause}: ${e.Data}`);
         byRequest.set(cause, (byRequest.get(cause) ?? new Set()).add(e.ContextAttributes.id));
       }
@@ -77,6 +78,11 @@ describe("Knative retries through the real broker", () => {
     // rightly treats as permanent (a failed event); with its admin identity only the outage itself is tested.
     await flow.service.stop();
     const service = flow.service = await startProvisioner({ KUBECONFIG: clusterKubeconfig(), PORT: new URL(flow.service.url).port });
+    // One event first: the sender check (TokenReview) caches the Trigger's verdict for a minute, so during the
+    // outage the events reach the handler, whose 503 is what this tests (uncached, the check itself answers 503).
+    const warm = idsFor("kn-outage-warm", 1);
+    assert.deepEqual(await send(warm), []);
+    await expectResults(warm, 30_000);
     const before = await podCount();
     cluster("stop", "apiserver");
     // The in-memory channel delivers synchronously: the ingress answers once the Trigger's retries are done,
@@ -94,22 +100,19 @@ describe("Knative retries through the real broker", () => {
     assert.equal((await podCount()) - before, OUTAGE_EVENTS, "no duplicate pods");
   });
 
-  test(`a burst of ${BURST_EVENTS} with --max-in-flight 4: all provisioned (429s retried by Knative, the rest by the sender)`, async (t) => {
+  test(`a burst of ${BURST_EVENTS} with --max-in-flight 4: all provisioned by Knative's retries (429 + Retry-After)`, async (t) => {
     // same port: the Knative Service's address, and so the Trigger, stay as they are
     const port = new URL(flow.service.url).port;
     await flow.service.stop();
     const service = flow.service = await startProvisioner({ MAX_IN_FLIGHT: "4", PORT: port });
     const before = await podCount();
     const ids = idsFor("kn-burst", BURST_EVENTS);
-    // The in-memory channel is synchronous: an event whose Trigger retries run out (6, ~31 s) is refused to
-    // the sender (500), who sends it again, as a sender must.
-    let refused = await send(ids);
-    t.diagnostic(`first pass: ${BURST_EVENTS - refused.length} delivered by the broker's retries, ${refused.length} refused to the sender`);
-    for (let pass = 2; refused.length > 0 && pass <= 5; pass++) {
-      refused = await send(refused);
-      t.diagnostic(`pass ${pass}: ${refused.length} refused`);
-    }
-    assert.deepEqual(refused, []);
+    // The in-memory channel is synchronous: an event whose Trigger retries ran out would be refused to the
+    // sender (500). deploy/'s Trigger (20 linear retries, Retry-After honoured) must deliver every one.
+    const started = Date.now();
+    const refused = await send(ids);
+    t.diagnostic(`${BURST_EVENTS - refused.length} delivered by the broker's retries in ${((Date.now() - started) / 1000).toFixed(1)} s, ${refused.length} refused`);
+    assert.deepEqual(refused, [], "no event ran out of the Trigger's retries");
     await expectResults(ids, 120_000);
     assert.equal((await podCount()) - before, BURST_EVENTS, "one pod per event");
     const metrics = await (await fetch(`${service.url}/metrics`)).text();

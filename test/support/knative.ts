@@ -6,16 +6,19 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { adminClient, repo, waitFor } from "./cluster.ts";
-import { type RunningService, startService } from "./service.ts";
+import { adminClient, cluster, repo, waitFor } from "./cluster.ts";
+import { removeFinalizers, type RunningService, startController, startService } from "./service.ts";
 
 export const SERVICE_NS = "podgateway";
 export const CLIENT_NS = "podgateway-clients";
 export const PROVISIONER = "podgateway-provisioner";
+export const CONTROLLER = "podgateway-provisioner-controller";
 export const PLAYER = "cloudevents-player";
-export const DEPLOY_FILES = ["namespace.yaml", "broker.yaml", "rbac.yaml", "service.yaml", "cloudevents-player.yaml"];
+/** A ServiceAccount the tests send to the Broker as (with OIDC on, the ingress wants a token for its audience). */
+export const SENDER = "e2e-broker-sender";
 
 /** What `npm run cluster -- env` says about the cluster and its Knative parts. */
 export interface KnativeEnv {
@@ -50,16 +53,32 @@ export function kubectl(...args: string[]): string {
   return result.stdout;
 }
 
-/** Applies deploy/ as shipped, into fresh namespaces (an earlier run's, or the demo's, are deleted first). */
+/**
+ * Applies deploy/ as shipped (`kubectl apply -k cluster/deploy`: everything, the template ConfigMap, controller
+ * and network policy included), into fresh namespaces (an earlier run's, or the demo's, are deleted first).
+ */
 export async function applyDeploy(): Promise<void> {
   removeDeploy();
   await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
     kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", 180_000);
-  kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", ...DEPLOY_FILES.flatMap((f) => ["-f", join(repo, "deploy", f)]));
+  // The filter and dispatcher cache the OIDC tokens they mint per ServiceAccount name for an hour; an earlier
+  // run's namespaces had ServiceAccounts of the same names (now deleted, so their tokens are refused): start afresh.
+  for (const c of ["kn-filter", "kn-dispatcher"]) {
+    cluster("stop", c);
+    cluster("start", c);
+  }
+  kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-k", join(repo, "cluster/deploy"));
 }
 
-/** Deletes what applyDeploy created (namespaces first: their contents go with them). */
+/**
+ * Deletes what applyDeploy created (namespaces first: their contents go with them), the way deploy/README.md
+ * says to uninstall: with the controller stopped, `controller --remove-finalizers` frees the client pods.
+ */
 export function removeDeploy(): void {
+  if (kubectl("get", "namespace", CLIENT_NS, "--ignore-not-found", "-o", "name")) {
+    const freed = removeFinalizers(CLIENT_NS);
+    if (freed.status !== 0) throw new Error(`controller --remove-finalizers failed: ${freed.stderr}`);
+  }
   kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", SERVICE_NS, CLIENT_NS, "podgateway-gateways");
 }
 
@@ -127,10 +146,28 @@ export async function startSink(history = 5000): Promise<Sink> {
   };
 }
 
-/** POSTs a binary-mode CloudEvent to the Broker's ingress the way curl would (ce-* headers). */
+let senderToken: string | undefined;
+/**
+ * A token of the SENDER ServiceAccount for the Broker's audience (its status.address.audience), what
+ * `kubectl create token e2e-broker-sender --audience <that>` prints; sendToBroker uses it unless told otherwise.
+ */
+export async function brokerToken(): Promise<string> {
+  const audience = kubectl("get", "brokers.eventing.knative.dev", "default", "-n", SERVICE_NS, "-o", "jsonpath={.status.address.audience}");
+  if (!audience) throw new Error("the Broker publishes no audience: is Eventing's authentication-oidc feature on?");
+  if (!kubectl("get", "serviceaccount", SENDER, "-n", SERVICE_NS, "--ignore-not-found", "-o", "name")) {
+    kubectl("create", "serviceaccount", SENDER, "-n", SERVICE_NS);
+  }
+  senderToken = kubectl("create", "token", SENDER, "-n", SERVICE_NS, "--audience", audience, "--duration=3600s").trim();
+  return senderToken;
+}
+
+/**
+ * POSTs a binary-mode CloudEvent to the Broker's ingress the way curl would (ce-* headers), with the sender's
+ * token (brokerToken()); `token: ""` sends none.
+ */
 export async function sendToBroker(
   event: { id: string; source: string; type: string; data: unknown },
-  token?: string,
+  token = senderToken,
 ): Promise<Response> {
   const url = `${knativeEnv().PGW_KNATIVE_INGRESS_URL}/${SERVICE_NS}/default`;
   return await fetch(url, {
@@ -147,15 +184,12 @@ export async function sendToBroker(
   });
 }
 
-/**
- * Runs the provisioner on this machine as deploy/service.yaml configures it (its env), authenticated with a
- * real token of deploy/rbac.yaml's ServiceAccount, and points the Knative Service's address at it.
- */
-export async function startProvisioner(env: Record<string, string> = {}, audience?: string): Promise<RunningService> {
+/** A kubeconfig (in a fresh temporary folder) with a real token of one of deploy/rbac.yaml's ServiceAccounts. */
+async function serviceAccountKubeconfig(name: string): Promise<{ kubeconfig: string; remove: () => void }> {
   const admin = await adminClient();
   const request = await admin.performRequest<{ status: { token: string } }>({
     method: "POST",
-    path: `/api/v1/namespaces/${SERVICE_NS}/serviceaccounts/${PROVISIONER}/token`,
+    path: `/api/v1/namespaces/${SERVICE_NS}/serviceaccounts/${name}/token`,
     body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
   });
   const ca = readFileSync(join(repo, ".cache/cluster/pki/ca.crt"));
@@ -166,18 +200,33 @@ export async function startProvisioner(env: Record<string, string> = {}, audienc
     kind: "Config",
     "current-context": "sa",
     clusters: [{ name: "local", cluster: { server: admin.server, "certificate-authority-data": ca.toString("base64") } }],
-    users: [{ name: PROVISIONER, user: { token: request.status.token } }],
-    contexts: [{ name: "sa", context: { cluster: "local", user: PROVISIONER } }],
+    users: [{ name, user: { token: request.status.token } }],
+    contexts: [{ name: "sa", context: { cluster: "local", user: name } }],
   }), { mode: 0o600 });
-  const ksvc = parseAllDocuments(readFileSync(join(repo, "deploy/service.yaml"), "utf8")).map((d) => d.toJS())
-    .find((o) => o?.kind === "Service" && String(o.apiVersion).startsWith("serving.knative.dev/"));
-  const shipped: Record<string, string> = Object.fromEntries(
-    (ksvc.spec.template.spec.containers[0].env as { name: string; value: string }[]).map((e) => [e.name, e.value]),
-  );
-  const service = await startService({ ...shipped, KUBECONFIG: kubeconfig, ...env });
-  rmSync(dir, { recursive: true, force: true }); // read at start-up
+  return { kubeconfig, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The container env a deploy/ workload ships with (plain values; fieldRefs are left out). */
+export function shippedEnv(file: string, kind: string): Record<string, string> {
+  const workload = parseAllDocuments(readFileSync(join(repo, "deploy", file), "utf8")).map((d) => d.toJS()).find((o) => o?.kind === kind);
+  const env = workload.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+  return Object.fromEntries(env.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+}
+
+/**
+ * Runs the provisioner on this machine as deploy/service.yaml configures it (its env: sender authentication on,
+ * for the Trigger's audience and identity), authenticated with a real token of deploy/rbac.yaml's ServiceAccount,
+ * and points the Knative Service's address (and audience, what Serving would publish) at it.
+ */
+export async function startProvisioner(env: Record<string, string> = {}): Promise<RunningService> {
+  const { kubeconfig, remove } = await serviceAccountKubeconfig(PROVISIONER);
+  const shipped = shippedEnv("service.yaml", "Service");
+  // CLIENT_POD_TEMPLATE is the path where the Knative Service mounts the template ConfigMap; here, the file
+  // that ConfigMap is generated from (deploy/kustomization.yaml).
+  shipped.CLIENT_POD_TEMPLATE = join(repo, "deploy/client-pod-template.yaml");
+  const service = await startService({ ...shipped, KUBECONFIG: kubeconfig, ...env }).finally(remove); // read at start-up
   try {
-    setServiceAddress(PROVISIONER, service.url, audience);
+    setServiceAddress(PROVISIONER, service.url, shipped.OIDC_AUDIENCE);
     // The Trigger must deliver here. It picks up a Service's first address, but was not seen to follow a
     // changed one: a replaced provisioner keeps its port (PORT), and applyDeploy starts from fresh namespaces.
     await waitFor("the Trigger to deliver to the provisioner", async () =>
@@ -204,11 +253,39 @@ export async function awaitDelivery(sink: Sink, token?: string): Promise<void> {
   }, 60_000);
 }
 
+/**
+ * The controller (deploy/controller.yaml's env, leader election on) as its own ServiceAccount, with what its
+ * SinkBinding gives a pod: K_SINK = the Broker, and (OIDC on) the token in the Secret the SinkBinding's status
+ * names, in a file where the pod would have it mounted (/oidc/token).
+ */
+export async function startShippedController(): Promise<RunningService> {
+  const { kubeconfig, remove } = await serviceAccountKubeconfig(CONTROLLER);
+  let secret = "";
+  await waitFor("the controller's SinkBinding token Secret", async () => {
+    secret = kubectl("get", "sinkbindings.sources.knative.dev", CONTROLLER, "-n", SERVICE_NS, "-o", "jsonpath={.status.oidcTokenSecretName}");
+    return secret !== "" && kubectl("get", "secret", secret, "-n", SERVICE_NS, "--ignore-not-found", "-o", "name") !== "";
+  });
+  // read per delivery: kept until the controller stops
+  const oidc = mkdtempSync(join(tmpdir(), "knative-e2e-oidc-"));
+  const token = Buffer.from(kubectl("get", "secret", secret, "-n", SERVICE_NS, "-o", "jsonpath={.data.token}"), "base64");
+  writeFileSync(join(oidc, "token"), token, { mode: 0o600 });
+  const env = { ...shippedEnv("controller.yaml", "Deployment"), POD_NAME: `${CONTROLLER}-e2e`, KUBECONFIG: kubeconfig };
+  const controller = await startController({
+    ...env,
+    K_SINK: `${knativeEnv().PGW_KNATIVE_INGRESS_URL}/${SERVICE_NS}/default`,
+    K_SINK_TOKEN_FILE: join(oidc, "token"),
+  }).finally(remove);
+  const stop = controller.stop;
+  controller.stop = (signal) => stop(signal).finally(() => rmSync(oidc, { recursive: true, force: true }));
+  return controller;
+}
+
 /** The seed's flow, ready: deploy/ applied, the sink in the cloudevents-player's place, the provisioner running. */
 export interface Flow {
   sink: Sink;
   /** Replaceable (a test may restart the provisioner); stop() stops whichever runs then. */
   service: RunningService;
+  controller: RunningService;
   stop: () => Promise<void>;
 }
 
@@ -217,15 +294,19 @@ export async function startFlow(history?: number): Promise<Flow> {
   await applyDeploy();
   let sink: Sink | undefined;
   let service: RunningService | undefined;
+  let controller: RunningService | undefined;
   try {
     sink = await startSink(history);
     setServiceAddress(PLAYER, sink.url);
     service = await startProvisioner();
+    controller = await startShippedController();
     await waitReady("brokers.eventing.knative.dev", "default");
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
     await waitReady("triggers.eventing.knative.dev", PLAYER);
+    await brokerToken();
     await awaitDelivery(sink);
   } catch (error) {
+    await controller?.stop();
     await service?.stop();
     await sink?.stop();
     removeDeploy();
@@ -234,8 +315,10 @@ export async function startFlow(history?: number): Promise<Flow> {
   const flow: Flow = {
     sink,
     service,
+    controller,
     stop: async () => {
       await flow.service.stop();
+      await controller.stop();
       await sink.stop();
       removeDeploy();
     },
