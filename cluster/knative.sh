@@ -47,7 +47,9 @@ KN_FILTER_PORT=$((KN_BASE + 3)) KN_FILTER_HTTPS_PORT=$((KN_BASE + 4))
 KN_WEBHOOK_PORT=$((KN_BASE + 5)) KN_IMC_WEBHOOK_PORT=$((KN_BASE + 6)) KN_SINK_PORT=$((KN_BASE + 7))
 KN_DISPATCHER_PORT=8080 # hard-coded in the dispatcher
 KN_NS=knative-eventing
-KN_NETNS_PREFIX=pgw-kn-
+# Network namespaces are machine-wide: their names carry this cluster's state dir, so that `down` of one
+# cluster (another checkout, another PGW_STATE_DIR) never stops the processes of another.
+KN_NETNS_PREFIX=pgw-kn-$(printf '%s' "$STATE" | sha256sum | cut -c1-6)-
 KN_NETNS_COMPONENTS=(kn-webhook kn-controller kn-mt-broker-controller kn-imc-controller)
 KNET_BIN_DIR=""
 
