@@ -14,9 +14,9 @@ import { cluster, getPodOrNull, routedBy, waitFor } from "../support/cluster.ts"
 import {
   CLIENT_NS,
   type Flow,
+  resultAtSink,
   sendToBroker,
   type Sink,
-  type SinkEvent,
   startFlow,
 } from "../support/knative.ts";
 import type { RunningService } from "../support/service.ts";
@@ -38,15 +38,7 @@ describe("through the real Knative broker (deploy/ as shipped)", () => {
   });
   after(() => flow?.stop());
 
-  /** The result at the sink that answers request `id` (the provisioner's causationid extension). */
-  const resultFor = async (id: string): Promise<SinkEvent> => {
-    let found: SinkEvent | undefined;
-    await waitFor(`a result for ${id} at the sink`, async () => {
-      found = (await sink.events()).find((e) => e.ContextAttributes.Extensions?.causationid === id);
-      return found !== undefined;
-    });
-    return found!;
-  };
+  const resultFor = (id: string) => resultAtSink(sink, id);
 
   test("`cluster status` reports every Knative Eventing component running", () => {
     const status = cluster("status");

@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { getPodOrNull, routedBy, waitFor } from "../support/cluster.ts";
-import { CLIENT_NS, type Flow, kubectl, PROVISIONER, SERVICE_NS, sendToBroker, shippedEnv, startFlow } from "../support/knative.ts";
+import { getPodOrNull, routedBy } from "../support/cluster.ts";
+import { CLIENT_NS, type Flow, kubectl, PROVISIONER, resultAtSink, SERVICE_NS, sendToBroker, shippedEnv, startFlow } from "../support/knative.ts";
 
 describe("Knative OIDC sender authentication through the real broker (deploy/ as shipped)", () => {
   let flow: Flow;
@@ -33,14 +33,9 @@ describe("Knative OIDC sender authentication through the real broker (deploy/ as
     const id = `kn-oidc-${run}`;
     const response = await sendToBroker(pending(id));
     assert.equal(response.status, 202, await response.text());
-    let result: { type: string; pod?: string } | undefined;
-    await waitFor("the result at the sink", async () => {
-      const e = (await flow.sink.events()).find((e) => e.ContextAttributes.Extensions?.causationid === id);
-      if (e) result = { type: e.ContextAttributes.type, pod: e.ContextAttributes.subject };
-      return e !== undefined;
-    }, 60_000);
-    assert.equal(result!.type, "io.podgateway.client.scheduling.done");
-    const pod = await getPodOrNull(CLIENT_NS, result!.pod!);
+    const result = (await resultAtSink(flow.sink, id)).ContextAttributes;
+    assert.equal(result.type, "io.podgateway.client.scheduling.done");
+    const pod = await getPodOrNull(CLIENT_NS, result.subject!);
     assert.ok(pod);
     assert.deepEqual(routedBy(pod), ["foo"]);
     assert.ok(flow.service.logs.some((l) => l.outcome === "done"), "the provisioner handled it");

@@ -113,6 +113,19 @@ export interface Sink {
   stop: () => Promise<void>;
 }
 
+/**
+ * The provisioner's answer to request `id` at the sink: the scheduling.* event whose causationid is `id`. (The
+ * controller's lifecycle events name the request too, and may reach the sink first.)
+ */
+export async function resultAtSink(sink: Sink, id: string, timeoutMs = 60_000): Promise<SinkEvent> {
+  let found: SinkEvent | undefined;
+  await waitFor(`the result for ${id} at the sink`, async () => {
+    found = (await sink.events()).find((e) => e.ContextAttributes.Extensions?.causationid === id && e.ContextAttributes.type.includes(".scheduling."));
+    return found !== undefined;
+  }, timeoutMs);
+  return found!;
+}
+
 export async function startSink(history = 5000): Promise<Sink> {
   const env = knativeEnv();
   const child: ChildProcess = spawn("ip", ["netns", "exec", env.PGW_KNATIVE_SINK_NETNS, env.CLOUDEVENTS_CLI,
