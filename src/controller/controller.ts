@@ -35,6 +35,9 @@ export async function createController(
   log: Logger,
   sinkToken?: () => Promise<string | undefined>,
 ): Promise<Service> {
+  // Parsed once, at start-up, like the service's: a bad K_CE_OVERRIDES stops the process before it listens,
+  // not each leadership term.
+  const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
   const sink = env.K_SINK ? httpSink(env.K_SINK, { token: sinkToken }) : undefined;
   if (config["client-lifecycle-events"] && !sink) {
     throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
@@ -71,7 +74,7 @@ export async function createController(
             namespace,
             labelSelector: CLIENTS,
             sink: config["client-lifecycle-events"] ? sink : undefined,
-            stamp: { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) },
+            stamp,
             log,
             gatewayLabelKey: config["gateway-label"],
             gatewayAnnotationKey: config["gateway-annotation"],

@@ -28,6 +28,7 @@ const connection = await connectKube({ kubeconfig, timeoutMs: 1000 }, noFetch, {
 test("start-up refuses settings that cannot work, before anything listens", async () => {
   await assert.rejects(createService(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), connection, { K_SINK: "http://x" }, () => {}), /controller's/);
   await assert.rejects(createController(config({ CLIENT_LIFECYCLE_EVENTS: "true" }), connection, {}, () => {}), /needs K_SINK/);
+  await assert.rejects(createController(config({}), connection, { K_CE_OVERRIDES: "{" }, () => {}), /K_CE_OVERRIDES is not valid JSON/);
   await assert.rejects(createService(config({}), connection, { K_CE_OVERRIDES: "{" }, () => {}), /K_CE_OVERRIDES is not valid JSON/);
 });
 
