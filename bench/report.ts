@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Results, Side, ThroughputPoint } from "./types.ts";
+import type { Results, ScaleResults, Side, ThroughputPoint } from "./types.ts";
 
 /** Newest results file: full runs first; file names are ISO timestamps, so names sort by time. */
 export function latestResults(repo: string): string | undefined {
@@ -30,11 +30,54 @@ export function writeReport(repo: string, file = latestResults(repo)): string[] 
   const analysisPath = resolve(repo, "bench/analysis.md");
   const analysis = existsSync(analysisPath) ? readFileSync(analysisPath, "utf8").trim() : "";
   writeFileSync(svgPath, plot(results));
-  writeFileSync(mdPath, markdown(results, basename(file), analysis));
+  const scale = latestScale(repo);
+  writeFileSync(mdPath, markdown(results, basename(file), analysis) + (scale ? "\n" + scaleSection(scale.results, scale.file) : ""));
   return [mdPath, svgPath];
 }
 
+/** Newest `node bench/scale.ts` run, if any. */
+function latestScale(repo: string): { results: ScaleResults; file: string } | undefined {
+  const dir = resolve(repo, "bench/results");
+  const file = existsSync(dir) ? readdirSync(dir).filter((name) => /^scale-.*\.json$/.test(name)).sort().at(-1) : undefined;
+  return file ? { results: JSON.parse(readFileSync(resolve(dir, file), "utf8")) as ScaleResults, file } : undefined;
+}
+
 // ------------------------------------------------------------------------------------------------ markdown
+
+function scaleSection(s: ScaleResults, file: string): string {
+  const latency = (label: string, points: ScaleResults["latency"]["empty"]) =>
+    points.map((p) => `| ${label} | ${p.concurrency} | ${fmt(p.p50, 2)} | ${fmt(p.p90, 2)} | ${fmt(p.p99, 2)} | ${fmt(p.eventsPerS)} |`);
+  const failed = s.checks.filter((c) => !c.ok);
+  return [
+    `## At scale: ${s.pods.toLocaleString("en")} client pods`,
+    "",
+    `\`node bench/scale.ts --pods=${s.pods}\` (the ${s.runtime === "exe" ? "single executable" : s.runtime}, one service + two controllers, kwok nodes), run ${s.startedAt}, ${s.durationS} s; ` +
+      `load average at start ${s.machine.loadavgStart.join(" / ")}. Raw numbers: [bench/results/${file}](bench/results/${file}).`,
+    "",
+    `Fill: ${s.fill.events.toLocaleString("en")} pending events at concurrency ${s.concurrency} answered in ${s.fill.seconds} s (${fmt(s.fill.eventsPerS)} events/s); ` +
+      `a ready event for every pod at the sink after ${s.fill.allReadyS} s (kwok starts the pods).`,
+    "",
+    "| namespace | concurrency | p50 (ms) | p90 (ms) | p99 (ms) | events/s |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ...latency("empty", s.latency.empty),
+    ...latency(`${s.pods.toLocaleString("en")} pods`, s.latency.full),
+    "",
+    "| controller | value |",
+    "| --- | ---: |",
+    `| leader RSS tracking every pod (peak) | ${fmt(s.controller.rssMiB)} MiB (${fmt(s.controller.peakRssMiB)}) |`,
+    `| leader CPU per pod, over the fill (watch, record, ready event, finalizer) | ${fmt(s.controller.cpuPerPodMs, 2)} ms |`,
+    `| leader CPU per minute once every pod ran (resync) | ${fmt(s.controller.idleCpuPerMinS, 2)} s |`,
+    `| kill -9 of the leader → the standby leads | ${fmt(s.takeover.toLeadMs / 1000)} s |`,
+    `| the new leader lists and resumes ${s.takeover.listedPods.toLocaleString("en")} pods (its own timing) | ${fmt(s.takeover.listMs / 1000)} s |`,
+    `| kill → resumed | ${fmt(s.takeover.toResumeMs / 1000)} s |`,
+    `| new leader: CPU for the takeover, RSS after | ${fmt(s.takeover.cpuS)} s, ${fmt(s.takeover.rssMiB)} MiB |`,
+    `| uninstall: \`controller --remove-finalizers\` on every pod | ${fmt(s.uninstall.removeFinalizersS)} s |`,
+    `| namespace gone after its deletion | ${s.uninstall.namespaceGoneS === null ? "not within 10 min" : `${s.uninstall.namespaceGoneS} s`} |`,
+    "",
+    failed.length ? `${failed.length} of ${s.checks.length} checks failed: ${failed.map((c) => `${c.name} (${c.detail})`).join("; ")}` : `All ${s.checks.length} checks passed (one routed pod per event, one ready event per pod, no lifecycle id twice, the uninstall step).`,
+    "",
+  ].join("\n");
+}
 
 const fmt = (value: number | null | undefined, digits = 1) =>
   value === null || value === undefined || !Number.isFinite(value) ? "–" : value.toFixed(digits);

@@ -168,3 +168,33 @@ export interface Results {
   checks: Check[];
   notes: string[];
 }
+
+/** One latency probe of the scale run: {@link ScaleResults}. Milliseconds, first attempt to answer. */
+export interface ScaleLatency {
+  concurrency: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  eventsPerS: number;
+}
+
+/** `node bench/scale.ts`: the service and the controller at the size of a large install. */
+export interface ScaleResults {
+  startedAt: string;
+  durationS: number;
+  runtime: string;
+  machine: Results["machine"];
+  pods: number;
+  concurrency: number;
+  /** The bulk of the pending events; `allReadyS`: until the sink had a ready event for every pod. */
+  fill: { events: number; seconds: number; eventsPerS: number; allReadyS: number };
+  latency: { empty: ScaleLatency[]; full: ScaleLatency[] };
+  /** The leader while it tracked every pod: CPU per pod over the fill, and per minute once all were ready. */
+  controller: { rssMiB: number; peakRssMiB: number; cpuPerPodMs: number; idleCpuPerMinS: number };
+  /** The standby after the leader's kill -9: to lead, to list and resume (the tracker's own timing), from the kill. */
+  takeover: { toLeadMs: number; listedPods: number; listMs: number; toResumeMs: number; cpuS: number; rssMiB: number };
+  uninstall: { removeFinalizersS: number; namespaceGoneS: number | null };
+  /** Every 10 s during the fill. */
+  samples: { s: number; pods: number; ready: number; controllerRssMiB: number; controllerCpuS: number; serviceRssMiB: number }[];
+  checks: Check[];
+}

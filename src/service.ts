@@ -46,7 +46,7 @@ export async function createService(
     );
   }
   // What the template says is checked first: a wrong template is wrong whatever the cluster.
-  const template = clientPodTemplate === undefined ? undefined : loadPodTemplate(config["client-pod-template"], clientPodTemplate, {
+  const template = clientPodTemplate === undefined ? undefined : await loadPodTemplate(config["client-pod-template"], clientPodTemplate, {
     gatewayLabelKey: config["gateway-label"],
     gatewayAnnotationKey: config["gateway-annotation"],
     activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,

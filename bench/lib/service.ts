@@ -65,8 +65,11 @@ export interface RunningService {
   stop: () => Promise<number | null>;
 }
 
-/** Spawns the service and resolves once it logs "listening"; rejects with its output if it exits or hangs first. */
-export async function startService(command: ServiceCommand, env: Record<string, string>, timeoutMs = 30_000): Promise<RunningService> {
+/**
+ * Spawns the service and resolves once it logs "listening"; rejects with its output if it exits or hangs first.
+ * `onLine` sees every later stdout line (the scale run reads the controller's own timings from them).
+ */
+export async function startService(command: ServiceCommand, env: Record<string, string>, timeoutMs = 30_000, onLine?: (line: string) => void): Promise<RunningService> {
   const spawnedAt = performance.now();
   const child = spawn(command.command, command.args, { env, stdio: ["ignore", "pipe", "pipe"] });
   const tailLines: string[] = [];
@@ -92,6 +95,7 @@ export async function startService(command: ServiceCommand, env: Record<string, 
     });
     lines.on("line", (line) => {
       if (listening) {
+        onLine?.(line);
         // Cheap: no JSON.parse per event line, the sender's CPU is part of what we measure.
         const outcome = /"outcome":"([a-z]+)"/.exec(line)?.[1];
         if (outcome) outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;

@@ -1,6 +1,6 @@
-import { type CloudEventV1, HTTP } from "cloudevents";
+import type { CloudEventV1 } from "cloudevents";
 import { digest } from "../util/digest.ts";
-import { encodeHeaderValue } from "./envelope.ts";
+import { binaryMessage } from "./envelope.ts";
 import type { DoneData, FailedData } from "./schema.ts";
 import { EventTypes } from "./types.ts";
 
@@ -65,14 +65,8 @@ export function failedEvent(stamp: ResultStamp, request: Request, data: FailedDa
 
 /** An HTTP response carrying the event in binary mode: Knative's reply to the sender. */
 export function replyWith(event: CloudEventV1<unknown>, status = 200): Response {
-  const message = HTTP.binary(event);
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(message.headers)) {
-    // The request's id and source come back as causationid/causationsource: anything a sender put there
-    // must survive as a header value.
-    headers[name] = name.startsWith("ce-") ? encodeHeaderValue(String(value)) : String(value);
-  }
-  return new Response(message.body as string, { status, headers });
+  const { headers, body } = binaryMessage(event);
+  return new Response(body, { status, headers });
 }
 
 /**

@@ -1,4 +1,5 @@
-import { type CloudEventV1, HTTP } from "cloudevents";
+import type { CloudEventV1 } from "cloudevents";
+import { binaryMessage } from "./envelope.ts";
 import { traceHeaders } from "./trace.ts";
 import { backoffMs as backoff, sleep } from "../retry.ts";
 
@@ -27,10 +28,10 @@ export function httpSink(url: string, options: SinkOptions = {}): EventSink {
   const timeoutMs = options.timeoutMs ?? 5_000;
   return {
     async send(event, signal) {
-      const message = HTTP.binary(event);
+      const message = binaryMessage(event);
       const token = await options.token?.();
       const headers = {
-        ...(message.headers as Record<string, string>),
+        ...message.headers,
         ...traceHeaders(event),
         ...(token ? { authorization: `Bearer ${token}` } : {}),
       };
@@ -43,7 +44,7 @@ export function httpSink(url: string, options: SinkOptions = {}): EventSink {
           const response = await fetch(url, {
             method: "POST",
             headers,
-            body: message.body as string,
+            body: message.body,
             signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
           });
           await response.body?.cancel();

@@ -4,7 +4,7 @@
  * go onto its result, onto the client pod (annotations) and from there onto the pod's lifecycle events, so a
  * trace the broker started continues through here. No tracer: the context is carried, not extended.
  */
-import { CloudEvent, type CloudEventV1 } from "cloudevents";
+import type { CloudEventV1 } from "cloudevents";
 import type { Pod } from "kubernetes-types/core/v1";
 
 /** A valid W3C trace context. */
@@ -40,8 +40,7 @@ export function traceOf(event: CloudEventV1<unknown>, headers: Headers): TraceCo
 /** The event with the trace context's extensions; the same event when there is none. */
 export function withTrace<T>(event: CloudEventV1<T>, trace: TraceContext | undefined): CloudEventV1<T> {
   if (!trace) return event;
-  const extensions = entries(trace, "traceparent", "tracestate");
-  return event instanceof CloudEvent ? event.cloneWith(extensions, false) : { ...event, ...extensions };
+  return { ...event, ...entries(trace, "traceparent", "tracestate") };
 }
 
 /** W3C headers for an HTTP request carrying the event (to K_SINK), so the receiver's own tracing continues the trace. */

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, resolve } from "node:path";
 import * as v from "valibot";
-import { parse as parseYaml } from "yaml";
+import { parseYaml } from "../util/yaml.ts";
 import { HttpRestClient } from "./http-client.ts";
 import type { FetcherFactory, RestClient, TlsOptions } from "./rest-client.ts";
 
@@ -64,7 +64,7 @@ export async function loadKubeconfig(path: string, contextName?: string): Promis
   } catch (error) {
     throw new Error(`cannot read kubeconfig ${path}: ${(error as Error).message}`);
   }
-  const parsed = v.safeParse(KubeconfigSchema, parseYaml(text));
+  const parsed = v.safeParse(KubeconfigSchema, await parseYaml(text));
   if (!parsed.success) {
     const issue = parsed.issues[0];
     throw new Error(`kubeconfig ${path} is invalid at ${v.getDotPath(issue) ?? "(root)"}: ${issue.message}`);

@@ -4,6 +4,7 @@
  */
 import process from "node:process";
 import { bunFetcher } from "../adapter/bun.ts";
+import { useYamlParser } from "../util/yaml.ts";
 import { startup, stopOnSignal } from "./startup.ts";
 
 /** The part of Bun's API used here (the project has no Bun type package). */
@@ -12,7 +13,11 @@ declare const Bun: {
     port: number;
     stop(closeActiveConnections?: boolean): Promise<void>;
   };
+  YAML: { parse(text: string): unknown };
 };
+
+// Bun's native YAML parser reads the kubeconfig and the template: the `yaml` package stays out of memory.
+useYamlParser(Bun.YAML.parse);
 
 const started = await startup(process.argv.slice(2), process.env, bunFetcher);
 const { service, config, log } = started;

@@ -6,10 +6,10 @@
 import type { ObjectMeta } from "kubernetes-types/meta/v1";
 import type { Pod, PodSpec } from "kubernetes-types/core/v1";
 import * as v from "valibot";
-import { parse } from "yaml";
 import { isTransient, KubeApiError } from "../kube/errors.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { podsPath } from "../kube/pods.ts";
+import { parseYaml } from "../util/yaml.ts";
 import { type ClientPodSettings, clientPod, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_NAME, type PodTemplate } from "./client-pod.ts";
 
 const StringMap = v.record(v.string(), v.string("must be a string"));
@@ -29,10 +29,10 @@ const Manifest = v.variant("kind", [
  * Reads a template's text (YAML, of which JSON is a part).
  * @throws Error naming the problem: not one YAML document, not a Pod/PodTemplate, malformed metadata or spec.
  */
-export function parsePodTemplate(text: string): PodTemplate {
+export async function parsePodTemplate(text: string): Promise<PodTemplate> {
   let document: unknown;
   try {
-    document = parse(text);
+    document = await parseYaml(text);
   } catch (error) {
     throw new Error(`not one YAML or JSON document: ${(error as Error).message.split("\n")[0]}`);
   }
@@ -105,11 +105,11 @@ export async function checkOnServer(kube: RestClient, settings: ClientPodSetting
  * The template of `--client-pod-template`, read and checked against what the provisioner owns.
  * @throws Error naming the flag, the file and every problem found.
  */
-export function loadPodTemplate(file: string, text: string, settings: Omit<ClientPodSettings, "namespace">): PodTemplate {
+export async function loadPodTemplate(file: string, text: string, settings: Omit<ClientPodSettings, "namespace">): Promise<PodTemplate> {
   const where = flag(file);
   let template: PodTemplate;
   try {
-    template = parsePodTemplate(text);
+    template = await parsePodTemplate(text);
   } catch (error) {
     throw new Error(`${where}: ${(error as Error).message}`);
   }

@@ -173,9 +173,9 @@ describe("deploy/ files (static)", () => {
     assert.deepEqual(local.images, [{ name: "podgateway-provisioner", newName: "127.0.0.1:5001/podgateway-provisioner", newTag: "latest" }]);
   });
 
-  test("client-pod-template.yaml: a template the provisioner accepts, the locked-down default plus resources and /tmp", () => {
+  test("client-pod-template.yaml: a template the provisioner accepts, the locked-down default plus resources and /tmp", async () => {
     const env = Object.fromEntries(find("service.yaml", "Service", "serving.knative.dev/").spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]));
-    const template = loadPodTemplate(TEMPLATE, readFileSync(join(deployDir, TEMPLATE), "utf8"), {
+    const template = await loadPodTemplate(TEMPLATE, readFileSync(join(deployDir, TEMPLATE), "utf8"), {
       gatewayLabelKey: env.GATEWAY_LABEL,
       gatewayAnnotationKey: env.GATEWAY_ANNOTATION,
     });
@@ -327,7 +327,7 @@ describe("deploy/ on the local cluster (server-side dry-run)", () => {
   }
 
   test("a client pod made from client-pod-template.yaml is accepted in the client namespace and routed by foo (dry run)", async () => {
-    const template = loadPodTemplate(TEMPLATE, readFileSync(join(deployDir, TEMPLATE), "utf8"), { gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" });
+    const template = await loadPodTemplate(TEMPLATE, readFileSync(join(deployDir, TEMPLATE), "utf8"), { gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" });
     // Pods need the namespace's default ServiceAccount, which the controller-manager makes soon after the namespace.
     const deadline = Date.now() + 30_000;
     while (kubectl("get", "serviceaccount", "default", "-n", CLIENT_NS).status !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkBinary, checkStructured, decodeHeaderValue, encodeHeaderValue } from "../../src/events/envelope.ts";
+import { binaryMessage, checkBinary, checkStructured, decodeHeaderValue, encodeHeaderValue } from "../../src/events/envelope.ts";
 
 const base = { specversion: "1.0", id: "1", source: "/s", type: "t" };
 
@@ -28,4 +28,16 @@ test("binary events need the required ce- headers and valid extension names", ()
   assert.equal(checkBinary({ ...base, traceparent: "00-1" }), undefined);
   assert.match(checkBinary({ ...base, source: undefined } as unknown as Record<string, string>) ?? "", /required attribute ce-source is missing/);
   assert.match(checkBinary({ ...base, bad_name: "x" }) ?? "", /ce-bad_name/);
+});
+
+test("an event in binary mode: a ce- header per attribute, percent-encoded; the data as the JSON body", () => {
+  const message = binaryMessage({
+    ...base, datacontenttype: "application/json", subject: "pod-1", causationid: "ü id", partitionkey: undefined, data: { pod_name: "pod-1", message: "é" },
+  } as Parameters<typeof binaryMessage>[0]);
+  assert.deepEqual(message.headers, {
+    "content-type": "application/json",
+    "ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t", "ce-subject": "pod-1", "ce-causationid": "%C3%BC%20id",
+  });
+  assert.deepEqual(JSON.parse(message.body), { pod_name: "pod-1", message: "é" });
+  assert.equal(binaryMessage(base as Parameters<typeof binaryMessage>[0]).body, "");
 });
