@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
 import { getPodOrNull, listPods, routedBy, routedNamespace, waitFor } from "../support/cluster.ts";
+import { replyEvent } from "../support/received.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
 const PENDING = "io.podgateway.client.pending";
@@ -40,8 +41,7 @@ async function sendWithCurl(url: string, id: string, data: string): Promise<Repl
 }
 
 function readReply(status: number, headers: Record<string, string>, body: string): Reply {
-  if (!headers["ce-type"]) return { status, body };
-  return { status, body, event: HTTP.toEvent({ headers, body }) as CloudEventV1<Record<string, string>> };
+  return { status, body, event: replyEvent(headers, body) };
 }
 
 const pending = (id: string, gateway: unknown, source = "/e2e/sdk") =>

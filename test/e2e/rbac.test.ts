@@ -16,6 +16,7 @@ import { KubeApiError } from "../../src/kube/errors.ts";
 import { HttpRestClient } from "../../src/kube/http-client.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
 import { adminClient, clusterEnv, clusterKubeconfig, getPodOrNull, repo, waitFor } from "../support/cluster.ts";
+import { replyEvent } from "../support/received.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
 import { fetcherFactory, serviceCommand } from "../support/runtime.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
@@ -67,7 +68,9 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     // A fixed time: every send of one id is a redelivery of the same event, as a broker makes it.
     const message = HTTP.binary(new CloudEvent({ id, source: "/e2e/rbac", type: "io.podgateway.client.pending", time: "2026-01-01T00:00:00Z", data: { gateway_name: "foo" } }));
     const response = await fetch(url, { method: "POST", headers: { ...message.headers as Record<string, string>, authorization: `Bearer ${bearer}` }, body: message.body as string });
-    return { status: response.status, type: response.headers.get("ce-type"), time: response.headers.get("ce-time"), body: await response.text() };
+    const body = await response.text();
+    const event = replyEvent(Object.fromEntries(response.headers), body);
+    return { status: response.status, type: event?.type ?? null, time: event?.time ?? null, body };
   };
   /** The start-up of a mode with these options: its exit code and what it printed. */
   const startUp = (args: string[], env: Record<string, string>) => {
