@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
-import { adminClient, listPods, routedNamespace } from "../support/cluster.ts";
+import { adminClient, listPods, routedNamespace, serviceAccountToken } from "../support/cluster.ts";
 import { replyEvent } from "../support/received.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
@@ -19,12 +19,7 @@ async function tokenFor(namespace: string, account: string, audience: string): P
     path: `/api/v1/namespaces/${namespace}/serviceaccounts`,
     body: { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: account } },
   }).catch(() => {});
-  const answer = await kube.performRequest<{ status: { token: string } }>({
-    method: "POST",
-    path: `/api/v1/namespaces/${namespace}/serviceaccounts/${account}/token`,
-    body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { audiences: [audience], expirationSeconds: 600 } },
-  });
-  return answer.status.token;
+  return await serviceAccountToken(namespace, account, audience);
 }
 
 describe("sender authentication (Knative OIDC)", () => {
