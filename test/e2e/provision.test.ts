@@ -111,23 +111,6 @@ describe("provisioning on the local cluster", () => {
     assert.deepEqual(leftovers.map((pod) => pod.metadata?.name), []);
   });
 
-  test("the same event twice, then 10 times at once: one pod and identical done answers", async () => {
-    const event = pending("dup-1", "foo");
-    const first = await sendWithSdk(service.url, event);
-    const second = await sendWithSdk(service.url, event);
-    assert.equal(first.event?.type, "io.podgateway.client.scheduling.done", first.body);
-    assert.deepEqual(second.event, first.event);
-
-    const burst = pending("dup-2", "bar");
-    const replies = await Promise.all(Array.from({ length: 10 }, () => sendWithSdk(service.url, burst)));
-    for (const reply of replies) {
-      assert.equal(reply.status, 200, reply.body);
-      assert.deepEqual(reply.event, replies[0]!.event);
-    }
-    const pods = await listPods(namespace.name, "setGateway=bar");
-    assert.equal(pods.filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === "dup-2").length, 1);
-  });
-
   test("invalid data gives a failed event naming the field and the rule, and no pod", async () => {
     const before = (await listPods(namespace.name)).length;
     const reply = await sendWithCurl(service.url, "invalid-1", '{"gateway_name":"-not a label-"}');
