@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { OutputData } from "../../src/events/schema.ts";
 import { cluster, repo, serviceAccountKubeconfig, waitFor } from "./cluster.ts";
+import { checkData } from "./received.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "./service.ts";
 
 export const SERVICE_NS = "podgateway";
@@ -140,6 +142,8 @@ export async function startSink(history = 5000): Promise<Sink> {
     for (const e of all) {
       const ext = e.ContextAttributes.Extensions ?? {};
       e.ContextAttributes.Extensions = Object.fromEntries(Object.entries(ext).map(([k, v]) => [k.toLowerCase(), String(v)]));
+      // Every event the provisioner sends, held to its schema (test/support/received.ts).
+      if (OutputData[e.ContextAttributes.type]) checkData(e.ContextAttributes.type, JSON.parse(e.Data ?? "null"));
     }
     return all;
   };
