@@ -2,8 +2,7 @@ import type { Hono } from "hono";
 import { createApp } from "./app.ts";
 import { senderAuth } from "./auth/sender-auth.ts";
 import type { Config } from "./config.ts";
-import { parseCeOverrides } from "./events/results.ts";
-import { httpSink } from "./events/sink.ts";
+import { eventOutput } from "./events/sink.ts";
 import { createLifecycle } from "./lifecycle/lifecycle.ts";
 import type { KubeConnection } from "./kube/connect.ts";
 import type { RestClient } from "./kube/rest-client.ts";
@@ -61,8 +60,7 @@ export async function createService(
     log({ msg: "client pod template accepted by the API server (dry run)", file: config["client-pod-template"] });
   }
 
-  const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
-  const sink = env.K_SINK ? httpSink(env.K_SINK, { token: sinkToken }) : undefined;
+  const { stamp, sink } = eventOutput(config["event-source"], env, sinkToken);
   const lifecycle = createLifecycle({
     kube,
     namespace: config["client-namespace"],

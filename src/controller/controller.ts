@@ -6,8 +6,7 @@
  */
 import { Hono } from "hono";
 import type { Config } from "../config.ts";
-import { parseCeOverrides } from "../events/results.ts";
-import { httpSink } from "../events/sink.ts";
+import { eventOutput } from "../events/sink.ts";
 import { leasePermissions, type Permission, podPermissions, requirePermissions } from "../kube/access.ts";
 import { listPods } from "../kube/pods.ts";
 import type { KubeConnection } from "../kube/connect.ts";
@@ -37,8 +36,7 @@ export async function createController(
 ): Promise<Service> {
   // Parsed once, at start-up, like the service's: a bad K_CE_OVERRIDES stops the process before it listens,
   // not each leadership term.
-  const stamp = { source: config["event-source"], extensions: parseCeOverrides(env.K_CE_OVERRIDES) };
-  const sink = env.K_SINK ? httpSink(env.K_SINK, { token: sinkToken }) : undefined;
+  const { stamp, sink } = eventOutput(config["event-source"], env, sinkToken);
   if (config["client-lifecycle-events"] && !sink) {
     throw new Error("--client-lifecycle-events (CLIENT_LIFECYCLE_EVENTS) needs K_SINK: lifecycle events have nowhere else to go");
   }

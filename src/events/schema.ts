@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { EventTypes } from "./types.ts";
 
 /**
  * A Kubernetes label value: at most 63 characters, alphanumeric at both ends, `-`, `_` or `.` inside.
@@ -24,7 +25,7 @@ export const PendingData = v.object({
 export type PendingData = v.InferOutput<typeof PendingData>;
 
 /** Data of `io.podgateway.client.scheduling.done`. */
-export const DoneData = v.object({
+export const DoneData = v.strictObject({
   pod_name: v.string(),
   namespace: v.string(),
   gateway_name: v.string(),
@@ -55,7 +56,7 @@ export const FailureReason = v.picklist([
 export type FailureReason = v.InferOutput<typeof FailureReason>;
 
 /** Data of `io.podgateway.client.scheduling.failed`. */
-export const FailedData = v.object({
+export const FailedData = v.strictObject({
   reason: FailureReason,
   message: v.string(),
   gateway_name: v.optional(v.string()),
@@ -63,7 +64,7 @@ export const FailedData = v.object({
 export type FailedData = v.InferOutput<typeof FailedData>;
 
 /** Data of `io.podgateway.client.ready|failed|deleted`: which client, and for `failed` why. */
-export const ClientLifecycleData = v.object({
+export const ClientLifecycleData = v.strictObject({
   pod_name: v.string(),
   namespace: v.string(),
   gateway_name: v.optional(v.string()),
@@ -91,7 +92,7 @@ export const ReleaseData = v.union([
 export type ReleaseData = v.InferOutput<typeof ReleaseData>;
 
 /** Data of `io.podgateway.client.release.done`. */
-export const ReleaseDoneData = v.object({
+export const ReleaseDoneData = v.strictObject({
   pod_name: v.string(),
   namespace: v.string(),
   /** The same whether this delivery deleted the pod or an earlier one did: every delivery gets the same answer. */
@@ -100,7 +101,7 @@ export const ReleaseDoneData = v.object({
 export type ReleaseDoneData = v.InferOutput<typeof ReleaseDoneData>;
 
 /** Data of `io.podgateway.client.release.failed`. */
-export const ReleaseFailedData = v.object({
+export const ReleaseFailedData = v.strictObject({
   reason: v.picklist([
     "InvalidEventData",
     /** The named pod exists but this service did not create it: it is never deleted. */
@@ -112,6 +113,21 @@ export const ReleaseFailedData = v.object({
   pod_name: v.optional(v.string()),
 });
 export type ReleaseFailedData = v.InferOutput<typeof ReleaseFailedData>;
+
+/**
+ * The data schema of each event this service sends, by CloudEvent type. The service builds that data from the
+ * inferred types and never parses it (no CPU on the hot path); the tests hold every answer and lifecycle event
+ * they receive to it (test/support/received.ts), so a field that goes missing or changes fails them.
+ */
+export const OutputData: Readonly<Record<string, v.GenericSchema>> = {
+  [EventTypes.done]: DoneData,
+  [EventTypes.failed]: FailedData,
+  [EventTypes.clientReady]: ClientLifecycleData,
+  [EventTypes.clientFailed]: ClientLifecycleData,
+  [EventTypes.clientDeleted]: ClientLifecycleData,
+  [EventTypes.releaseDone]: ReleaseDoneData,
+  [EventTypes.releaseFailed]: ReleaseFailedData,
+};
 
 /** Turns a valibot failure into one sentence naming the field and the rule, e.g. `data.gateway_name must be ...`. */
 export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {

@@ -1,11 +1,25 @@
 import type { CloudEventV1 } from "cloudevents";
 import { binaryMessage } from "./envelope.ts";
+import { parseCeOverrides, type ResultStamp } from "./results.ts";
 import { traceHeaders } from "./trace.ts";
 import { backoffMs as backoff, sleep } from "../retry.ts";
 
 /** Where result events go besides the HTTP reply: Knative's `K_SINK` (usually the broker). */
 export interface EventSink {
   send(event: CloudEventV1<unknown>, signal?: AbortSignal): Promise<void>;
+}
+
+/**
+ * Where this process's events go, read once at start-up (Knative's SinkBinding contract): stamped with
+ * `--event-source` and the extensions of `K_CE_OVERRIDES`, and sent to `K_SINK` when it is set.
+ * @throws Error when K_CE_OVERRIDES is unusable, so a bad deployment stops before it listens.
+ */
+export function eventOutput(
+  source: string,
+  env: Record<string, string | undefined>,
+  token?: () => Promise<string | undefined>,
+): { stamp: ResultStamp; sink?: EventSink } {
+  return { stamp: { source, extensions: parseCeOverrides(env.K_CE_OVERRIDES) }, sink: env.K_SINK ? httpSink(env.K_SINK, { token }) : undefined };
 }
 
 /** How httpSink sends: retries, and the OIDC token K_SINK wants (Knative's broker with authentication-oidc on). */

@@ -34,6 +34,11 @@ export class KubeTransportError extends Error {
   }
 }
 
+/** Whether the API server answered one of these HTTP status codes (e.g. 409 or 422: a lost race). */
+export function isStatus(error: unknown, ...codes: number[]): error is KubeApiError {
+  return error instanceof KubeApiError && codes.includes(error.code);
+}
+
 /**
  * Whether the same call may succeed later: connection trouble, timeouts, 429 and 5xx.
  * Everything else (validation, forbidden, not found, conflicts) will fail the same way again.

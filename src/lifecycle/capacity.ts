@@ -18,7 +18,8 @@
  */
 import type { Lease } from "kubernetes-types/coordination/v1";
 import type { Pod } from "kubernetes-types/core/v1";
-import { KubeApiError, KubeTransportError } from "../kube/errors.ts";
+import { isStatus, KubeApiError } from "../kube/errors.ts";
+import { AGAIN, retryOnConflict } from "../retry.ts";
 import { listPods } from "../kube/pods.ts";
 import { sha256Hex } from "../util/digest.ts";
 import type { RestClient } from "../kube/rest-client.ts";
@@ -77,7 +78,7 @@ const CLAIM_ROUNDS = 8;
 export async function claimSlot(options: CapacityOptions, gateway: string, pod: Pod, signal?: AbortSignal): Promise<Claim> {
   const { kube, namespace, maxPerGateway } = options;
   const uid = pod.metadata!.uid!;
-  for (let round = 0; round < CLAIM_ROUNDS; round++) {
+  return await retryOnConflict(CLAIM_ROUNDS, async () => {
     const held = await leasesOf(options, gateway, signal);
     const mine = held.filter((lease) => lease.metadata?.labels?.[LABEL_SLOT_HOLDER_UID] === uid);
     if (mine.length > 0) return { ok: true, slot: Math.min(...mine.map(slotNumber)) };
@@ -91,8 +92,8 @@ export async function claimSlot(options: CapacityOptions, gateway: string, pod: 
         await kube.performRequest({ method: "POST", path: leasesPath(namespace), body: slotLease(namespace, gateway, n, pod), signal });
         return await settle(options, gateway, uid, n, signal);
       } catch (error) {
-        if (!(error instanceof KubeApiError && error.code === 409)) throw error;
-        continue; // someone else created it first: look again.
+        if (!isStatus(error, 409)) throw error;
+        return AGAIN; // someone else created it first: look again.
       }
     }
 
@@ -108,10 +109,10 @@ export async function claimSlot(options: CapacityOptions, gateway: string, pod: 
       return await settle(options, gateway, uid, slotNumber(existing), signal);
     } catch (error) {
       // 409: another claimant took it over first. 404: its holder's deletion collected it. Look again.
-      if (!(error instanceof KubeApiError && (error.code === 409 || error.code === 404))) throw error;
+      if (!isStatus(error, 409, 404)) throw error;
+      return AGAIN;
     }
-  }
-  throw new KubeTransportError(`gateway ${gateway}: too many concurrent claims for its slots; retry later`);
+  }, `gateway ${gateway}: too many concurrent claims for its slots; retry later`);
 }
 
 /**

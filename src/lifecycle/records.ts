@@ -3,7 +3,8 @@
  * Every write tolerates the pod being gone (404): there is then nothing left to record.
  */
 import type { Pod } from "kubernetes-types/core/v1";
-import { KubeApiError, KubeTransportError } from "../kube/errors.ts";
+import { isStatus, KubeApiError } from "../kube/errors.ts";
+import { AGAIN, retryOnConflict } from "../retry.ts";
 import { getPod, patchPod, podsPath } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { ANNOTATION_EMITTED, LIFECYCLE_FINALIZER, recordValue, type Transition } from "./client-state.ts";
@@ -52,7 +53,7 @@ export async function recordTransitions(kube: RestClient, pod: Pod, transitions:
 export async function removeFinalizer(kube: RestClient, pod: Pod): Promise<void> {
   const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
   let current = pod;
-  for (let attempt = 0; attempt < 5; attempt++) {
+  await retryOnConflict(5, async () => {
     if (current.metadata?.uid !== uid) return;
     const index = current.metadata?.finalizers?.indexOf(LIFECYCLE_FINALIZER) ?? -1;
     if (index < 0) return;
@@ -65,7 +66,7 @@ export async function removeFinalizer(kube: RestClient, pod: Pod): Promise<void>
       return;
     } catch (error) {
       if (gone(error)) return;
-      if (!(error instanceof KubeApiError && (error.code === 422 || error.code === 409))) throw error;
+      if (!isStatus(error, 422, 409)) throw error;
     }
     try {
       current = await getPod(kube, namespace, name);
@@ -73,6 +74,6 @@ export async function removeFinalizer(kube: RestClient, pod: Pod): Promise<void>
       if (gone(error)) return;
       throw error;
     }
-  }
-  throw new KubeTransportError(`pod ${namespace}/${name}: finalizer ${LIFECYCLE_FINALIZER} could not be removed; retrying later`);
+    return AGAIN;
+  }, `pod ${namespace}/${name}: finalizer ${LIFECYCLE_FINALIZER} could not be removed; retrying later`);
 }

@@ -8,7 +8,8 @@ import type { Pod } from "kubernetes-types/core/v1";
 import * as v from "valibot";
 import type { ResultStamp } from "../events/results.ts";
 import { describeIssues, ReleaseData } from "../events/schema.ts";
-import { KubeApiError, KubeTransportError } from "../kube/errors.ts";
+import { isStatus } from "../kube/errors.ts";
+import { AGAIN, retryOnConflict } from "../retry.ts";
 import { deletePod, getPod } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import {
@@ -42,12 +43,12 @@ export async function releaseClient(options: ReleaseOptions, event: CloudEventV1
   const request = "pod_name" in parsed.output ? undefined : parsed.output;
   const name = "pod_name" in parsed.output ? parsed.output.pod_name : clientPodName(parsed.output);
 
-  for (let attempt = 0; attempt < 3; attempt++) {
+  return await retryOnConflict(3, async () => {
     let pod: Pod;
     try {
       pod = await getPod(kube, namespace, name, signal);
     } catch (error) {
-      if (!(error instanceof KubeApiError && error.code === 404)) throw error;
+      if (!isStatus(error, 404)) throw error;
       return releaseResult(stamp, event, {
         type: "done",
         data: { pod_name: name, namespace, message: released(namespace, name) },
@@ -70,16 +71,15 @@ export async function releaseClient(options: ReleaseOptions, event: CloudEventV1
       // The uid precondition: what we checked is what we delete, never a namesake created in between.
       await deletePod(kube, namespace, name, pod.metadata?.uid, signal);
     } catch (error) {
-      if (error instanceof KubeApiError && error.code === 409) continue;
-      if (!(error instanceof KubeApiError && error.code === 404)) throw error;
+      if (isStatus(error, 409)) return AGAIN;
+      if (!isStatus(error, 404)) throw error;
     }
     if (options.capacity && pod.metadata?.uid) await releaseSlots(options.capacity, pod.metadata.uid, signal);
     return releaseResult(stamp, event, {
       type: "done",
       data: { pod_name: name, namespace, message: released(namespace, name) },
     });
-  }
-  throw new KubeTransportError(`pod ${namespace}/${name} keeps being replaced; retry later`);
+  }, `pod ${namespace}/${name} keeps being replaced; retry later`);
 }
 
 /** One message for every delivery of a release, whether it found the pod or an earlier delivery had deleted it. */

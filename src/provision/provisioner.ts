@@ -1,8 +1,9 @@
 import type { Pod } from "kubernetes-types/core/v1";
-import { isTransient, KubeApiError, KubeTransportError } from "../kube/errors.ts";
+import { isStatus, isTransient, KubeApiError, KubeTransportError } from "../kube/errors.ts";
 import { createPod, deletePod, getPod, patchPod } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import type { FailureReason } from "../events/schema.ts";
+import { AGAIN, retryOnConflict } from "../retry.ts";
 import {
   ANNOTATION_REQUEST_ID,
   ANNOTATION_REQUEST_SOURCE,
@@ -131,26 +132,26 @@ function gatewaySelector(settings: ClientPodSettings, gateway: string): string {
 /** 409 means another delivery of the same event won the race: its pod is ours too. */
 async function createOrMeet(kube: RestClient, desired: Pod, signal?: AbortSignal): Promise<Pod> {
   const { name, namespace } = desired.metadata as { name: string; namespace: string };
-  for (let attempt = 0; attempt < 3; attempt++) {
+  return await retryOnConflict(3, async () => {
     try {
       return await createPod(kube, namespace, desired, signal);
     } catch (error) {
-      if (!(error instanceof KubeApiError && error.code === 409 && error.reason === "AlreadyExists")) throw error;
+      if (!(isStatus(error, 409) && error.reason === "AlreadyExists")) throw error;
     }
     try {
       return await getPod(kube, namespace, name, signal);
     } catch (error) {
       // Deleted between our create and get (an unrouted twin being cleaned up): create again.
-      if (!(error instanceof KubeApiError && error.code === 404)) throw error;
+      if (!isStatus(error, 404)) throw error;
+      return AGAIN;
     }
-  }
-  throw new KubeTransportError(`pod ${namespace}/${name} keeps appearing and disappearing; retry later`);
+  }, `pod ${namespace}/${name} keeps appearing and disappearing; retry later`);
 }
 
 /** Removes our scheduling gate; a concurrent remover (another replica) is not an error. */
 async function releaseRoutingGate(kube: RestClient, pod: Pod, signal?: AbortSignal): Promise<Pod> {
   const { name, namespace } = pod.metadata as { name: string; namespace: string };
-  for (let attempt = 0; attempt < 3; attempt++) {
+  return await retryOnConflict(3, async () => {
     const index = pod.spec?.schedulingGates?.findIndex((gate) => gate.name === ROUTING_GATE) ?? -1;
     if (index < 0) return pod;
     try {
@@ -160,11 +161,11 @@ async function releaseRoutingGate(kube: RestClient, pod: Pod, signal?: AbortSign
         { op: "remove", path: `/spec/schedulingGates/${index}` },
       ], signal);
     } catch (error) {
-      if (!(error instanceof KubeApiError && (error.code === 422 || error.code === 409))) throw error;
+      if (!isStatus(error, 422, 409)) throw error;
     }
     pod = await getPod(kube, namespace, name, signal);
-  }
-  throw new KubeTransportError(`pod ${namespace}/${name}: scheduling gate could not be removed; retry later`);
+    return AGAIN;
+  }, `pod ${namespace}/${name}: scheduling gate could not be removed; retry later`);
 }
 
 async function deleteIgnoringGone(kube: RestClient, namespace: string, name: string, uid: string | undefined, signal?: AbortSignal) {

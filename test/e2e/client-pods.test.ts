@@ -13,6 +13,7 @@ import { stringify } from "yaml";
 import { apiRequestCounts } from "../../bench/lib/api-requests.ts";
 import { adminClient, getPodOrNull, listPods, routedBy, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
+import { replyEvent } from "../support/received.ts";
 import { type RunningService, startController, startService } from "../support/service.ts";
 
 const T = "io.podgateway.client.";
@@ -25,7 +26,7 @@ async function send(url: string, id: string, gateway: string, extra: { extension
   const response = await fetch(url, { method: "POST", headers: { ...(message.headers as Record<string, string>), ...extra.headers }, body: message.body as string });
   const body = await response.text();
   const headers = Object.fromEntries(response.headers);
-  return { status: response.status, body, event: headers["ce-type"] ? HTTP.toEvent({ headers, body }) as CloudEventV1<Record<string, string>> : undefined };
+  return { status: response.status, body, event: replyEvent(headers, body) };
 }
 
 /** Pod API calls the API server served, by verb: POST, DELETE, PATCH, GET of pods (not watches, lists or status). */

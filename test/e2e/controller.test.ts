@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
 import { adminClient, getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
+import { replyEvent } from "../support/received.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
 
 const LEASE_S = 4;
@@ -17,8 +18,9 @@ async function provision(url: string, id: string): Promise<string> {
   const message = HTTP.binary(new CloudEvent({ id, source: "/e2e/controller", type: "io.podgateway.client.pending", data: { gateway_name: "foo" } }));
   const response = await fetch(url, { method: "POST", headers: message.headers as Record<string, string>, body: message.body as string });
   const body = await response.text();
-  assert.equal(response.headers.get("ce-type"), "io.podgateway.client.scheduling.done", body);
-  return JSON.parse(body).pod_name;
+  const event = replyEvent(Object.fromEntries(response.headers), body);
+  assert.equal(event?.type, "io.podgateway.client.scheduling.done", body);
+  return event.data!.pod_name!;
 }
 
 const leading = async (controller: RunningService) => (await (await fetch(`${controller.url}/leader`)).json()).leading as boolean;

@@ -2,6 +2,8 @@
  * Fault 1: the API server is stopped for a few seconds and started again in the middle of a load of N events
  * from a sender that follows Knative's retry rules. Afterwards: exactly N client pods, no request ever had a
  * second pod (watched, not just listed), and every event got exactly one final answer, `done`.
+ * Then stopped while idle: transient trouble is the sender's to retry, so an event gets 503 (never a failed event),
+ * the service stays ready, and once the API server is back the same event succeeds.
  *
  * N = PGW_FAULT_SCALE (default 200 for CI; 1000 for the full run recorded in the README).
  */
@@ -9,8 +11,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { cluster, listPods, routedNamespace } from "../support/cluster.ts";
-import { DONE, deliver, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, summarize, watchPods } from "../support/knative-sender.ts";
+import { cluster, getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
+import { attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, summarize, watchPods } from "../support/knative-sender.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { repo } from "../support/cluster.ts";
 import { serviceRuntime } from "../support/runtime.ts";
@@ -19,7 +21,7 @@ const N = Number(process.env.PGW_FAULT_SCALE) || 200;
 const OUTAGE_MS = 3_000;
 const clusterAsync = (...args: string[]) => promisify(execFile)("bash", [`${repo}/cluster/cluster.sh`, ...args]);
 
-describe(`fault: API server restarted during a load of ${N} events (${serviceRuntime})`, () => {
+describe(`fault: API server stopped, during a load of ${N} events and while idle (${serviceRuntime})`, () => {
   let service: RunningService;
   let namespace: Awaited<ReturnType<typeof routedNamespace>>;
   let watch: PodWatch;
@@ -96,5 +98,31 @@ describe(`fault: API server restarted during a load of ${N} events (${serviceRun
     assert.deepEqual(watch.duplicates(), [], "no request ever had a second pod");
     assert.deepEqual(watch.violations, [], "no unrouted pod was ever scheduled or ungated");
     t.diagnostic(`pods: ${pods.length}, pod objects ever seen: ${watch.seen.size}, duplicates: ${watch.duplicates().length}`);
+  });
+
+  // After the load: its pod count is exact.
+  test("stopped while idle: 503 and no failed event, still ready; started again: the same event succeeds", async () => {
+    const message = pendingMessage("outage-1", "foo", "/e2e/fault/outage");
+    const send = async () => (await attempt(service.url, message, { timeoutMs: 30_000, transport: "fetch" })).answer!;
+    cluster("stop", "apiserver");
+    try {
+      const down = await send();
+      assert.equal(down.status, 503, down.body);
+      assert.equal(down.event, undefined, "no result event while Kubernetes is unreachable");
+      assert.match(JSON.parse(down.body).error, /retry later/);
+      // Readiness is this process's, not the API server's: Knative keeps routing here, and each event gets its 503.
+      for (let probe = 0; probe < 3; probe++) {
+        assert.equal((await fetch(`${service.url}/readyz`)).status, 200, "ready during the API server's outage");
+        await sleep(600);
+      }
+    } finally {
+      cluster("start", "apiserver");
+    }
+    await waitFor("the API server to answer", async () => (await send()).status !== 503, 60_000);
+    const up = await send();
+    assert.equal(up.status, 200, up.body);
+    assert.equal(up.event?.type, DONE);
+    const pod = await getPodOrNull(namespace.name, up.event!.data!.pod_name!);
+    assert.ok(pod?.spec?.initContainers?.some((container) => container.name === "gateway-init"));
   });
 });

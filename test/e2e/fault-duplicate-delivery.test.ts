@@ -1,6 +1,7 @@
 /**
- * Fault 5: the same event delivered 100 times at once, split over two service processes (two replicas):
- * one pod (one pod object ever, by the watch), and 100 answers that are all `done` and byte-identical.
+ * Fault 5: the same event delivered again after its answer, and 100 times at once, split over two service
+ * processes (two replicas): one pod (one pod object ever, by the watch), and answers that are all `done` and
+ * byte-identical.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -26,6 +27,17 @@ describe(`fault: one event delivered ${COPIES} times at once to two replicas (${
     await Promise.all(replicas.map((replica) => replica.stop()));
     await watch?.stop();
     await namespace?.remove();
+  });
+
+  test("delivered again after its answer: the same done answer, byte for byte, and one pod", async () => {
+    const message = pendingMessage("dup-again", "foo", "/e2e/fault/dup");
+    const send = async () => (await attempt(replicas[0]!.url, message, { timeoutMs: 30_000, transport: "fetch" })).answer!;
+    const first = await send();
+    const second = await send();
+    assert.equal(first.event?.type, DONE, first.body);
+    assert.deepEqual(second.event, first.event);
+    const pods = (await listPods(namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === message.id);
+    assert.equal(pods.length, 1, "one pod");
   });
 
   for (const gateway of ["foo", "bar"]) {

@@ -8,6 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
 import { listPods, routedNamespace } from "../support/cluster.ts";
 import { attempt, DONE, FAILED, pendingMessage } from "../support/knative-sender.ts";
+import { replyEvent } from "../support/received.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
 
@@ -30,13 +31,10 @@ describe(`hostile input on the real service (${serviceRuntime})`, () => {
     const response = await fetch(service.url, { method: "POST", headers, body });
     const text = await response.text();
     const reply: Reply = { status: response.status, headers: Object.fromEntries(response.headers), body: text };
-    if (reply.headers["ce-type"]) {
-      reply.type = reply.headers["ce-type"];
-      try {
-        reply.data = JSON.parse(text);
-      } catch {
-        // not JSON
-      }
+    const event = replyEvent(reply.headers, text);
+    if (event) {
+      reply.type = event.type;
+      reply.data = event.data;
     }
     return reply;
   };

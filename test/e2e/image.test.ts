@@ -19,6 +19,7 @@ import { createInterface } from "node:readline";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { adminClient, clusterEnv, getPodOrNull, routedNamespace } from "../support/cluster.ts";
+import { replyEvent } from "../support/received.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const EXECUTABLE = "/podgateway-provisioner";
@@ -289,7 +290,8 @@ describe("the container image in the local registry", () => {
           body: JSON.stringify({ gateway_name: gateway }),
         });
         const body = await response.text();
-        return { status: response.status, type: response.headers.get("ce-type"), data: body ? JSON.parse(body) as Obj : {}, body };
+        const event = replyEvent(Object.fromEntries(response.headers), body);
+        return { status: response.status, type: event?.type ?? null, data: (event?.data ?? {}) as Obj, body };
       };
 
       test("pending {gateway_name: foo} → 200 scheduling.done, and the pod is routed by foo with its gate removed", async () => {

@@ -10,6 +10,7 @@ import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
 import type { Pod } from "kubernetes-types/core/v1";
 import { adminClient, getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
+import { replyEvent } from "../support/received.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
 
 const T = "io.podgateway.client.";
@@ -26,8 +27,7 @@ async function send(url: string, type: string, id: string, data: unknown, source
       continue;
     }
     const headers = Object.fromEntries(response.headers);
-    const event = headers["ce-type"] ? HTTP.toEvent({ headers, body }) as CloudEventV1<Record<string, string>> : undefined;
-    return { status: response.status, event, body };
+    return { status: response.status, event: replyEvent(headers, body), body };
   }
 }
 

@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
 import { getPodOrNull, listPods, routedBy, routedNamespace, waitFor } from "../support/cluster.ts";
+import { replyEvent } from "../support/received.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
 const PENDING = "io.podgateway.client.pending";
@@ -40,8 +41,7 @@ async function sendWithCurl(url: string, id: string, data: string): Promise<Repl
 }
 
 function readReply(status: number, headers: Record<string, string>, body: string): Reply {
-  if (!headers["ce-type"]) return { status, body };
-  return { status, body, event: HTTP.toEvent({ headers, body }) as CloudEventV1<Record<string, string>> };
+  return { status, body, event: replyEvent(headers, body) };
 }
 
 const pending = (id: string, gateway: unknown, source = "/e2e/sdk") =>
@@ -109,23 +109,6 @@ describe("provisioning on the local cluster", () => {
     assert.equal(await getPodOrNull(namespace.name, reply.event!.subject!), null);
     const leftovers = (await listPods(namespace.name, "setGateway=baz"));
     assert.deepEqual(leftovers.map((pod) => pod.metadata?.name), []);
-  });
-
-  test("the same event twice, then 10 times at once: one pod and identical done answers", async () => {
-    const event = pending("dup-1", "foo");
-    const first = await sendWithSdk(service.url, event);
-    const second = await sendWithSdk(service.url, event);
-    assert.equal(first.event?.type, "io.podgateway.client.scheduling.done", first.body);
-    assert.deepEqual(second.event, first.event);
-
-    const burst = pending("dup-2", "bar");
-    const replies = await Promise.all(Array.from({ length: 10 }, () => sendWithSdk(service.url, burst)));
-    for (const reply of replies) {
-      assert.equal(reply.status, 200, reply.body);
-      assert.deepEqual(reply.event, replies[0]!.event);
-    }
-    const pods = await listPods(namespace.name, "setGateway=bar");
-    assert.equal(pods.filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === "dup-2").length, 1);
   });
 
   test("invalid data gives a failed event naming the field and the rule, and no pod", async () => {

@@ -7,15 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
 import { KubeApiError } from "../../src/kube/errors.ts";
 import { HttpRestClient } from "../../src/kube/http-client.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
-import { adminClient, clusterEnv, clusterKubeconfig, getPodOrNull, repo, waitFor } from "../support/cluster.ts";
+import { adminClient, clusterEnv, clusterKubeconfig, getPodOrNull, repo, serviceAccountKubeconfig, serviceAccountToken, waitFor } from "../support/cluster.ts";
+import { replyEvent } from "../support/received.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
 import { fetcherFactory, serviceCommand } from "../support/runtime.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
@@ -29,7 +28,6 @@ const SENDER = `system:serviceaccount:${SERVICE_NS}:default`;
 const POD_RULE = { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list"] };
 
 describe("deploy/rbac.yaml: least privilege, for real", () => {
-  const dir = mkdtempSync(join(tmpdir(), "pgw-rbac-"));
   let kubectl: (...args: string[]) => string;
   let createdNamespaces: string[] = [];
   let token: string;
@@ -37,37 +35,18 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
   let asService: RestClient;
   let kubeconfig: string;
   let controllerKubeconfig: string;
+  const removals: (() => void)[] = [];
   let sink: EventReceiver;
   let service: RunningService;
   let controller: RunningService;
 
-  const tokenOf = async (account: string, audience?: string) => {
-    const admin = await adminClient();
-    const answer = await admin.performRequest<{ status: { token: string } }>({
-      method: "POST",
-      path: `/api/v1/namespaces/${SERVICE_NS}/serviceaccounts/${account}/token`,
-      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 600, ...(audience ? { audiences: [audience] } : {}) } },
-    });
-    return answer.status.token;
-  };
-  /** A kubeconfig that is nothing but a ServiceAccount's token and the cluster's CA. */
-  const kubeconfigFor = (account: string, accountToken: string, server: string, ca: string) => {
-    const path = join(dir, `${account}.kubeconfig`);
-    writeFileSync(path, JSON.stringify({
-      apiVersion: "v1",
-      kind: "Config",
-      "current-context": "sa",
-      clusters: [{ name: "local", cluster: { server, "certificate-authority-data": btoa(ca) } }],
-      users: [{ name: account, user: { token: accountToken } }],
-      contexts: [{ name: "sa", context: { cluster: "local", user: account } }],
-    }));
-    return path;
-  };
   const send = async (url: string, id: string, bearer = senderToken) => {
     // A fixed time: every send of one id is a redelivery of the same event, as a broker makes it.
     const message = HTTP.binary(new CloudEvent({ id, source: "/e2e/rbac", type: "io.podgateway.client.pending", time: "2026-01-01T00:00:00Z", data: { gateway_name: "foo" } }));
     const response = await fetch(url, { method: "POST", headers: { ...message.headers as Record<string, string>, authorization: `Bearer ${bearer}` }, body: message.body as string });
-    return { status: response.status, type: response.headers.get("ce-type"), time: response.headers.get("ce-time"), body: await response.text() };
+    const body = await response.text();
+    const event = replyEvent(Object.fromEntries(response.headers), body);
+    return { status: response.status, type: event?.type ?? null, time: event?.time ?? null, body };
   };
   /** The start-up of a mode with these options: its exit code and what it printed. */
   const startUp = (args: string[], env: Record<string, string>) => {
@@ -92,11 +71,13 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
           if (!(error instanceof KubeApiError && error.code === 409)) throw error;
         });
     }
-    token = await tokenOf(ACCOUNT);
-    senderToken = await tokenOf("default", AUDIENCE);
+    const provisionerIdentity = await serviceAccountKubeconfig(SERVICE_NS, ACCOUNT);
+    const controllerIdentity = await serviceAccountKubeconfig(SERVICE_NS, CONTROLLER);
+    removals.push(provisionerIdentity.remove, controllerIdentity.remove);
+    ({ kubeconfig, token } = provisionerIdentity);
+    controllerKubeconfig = controllerIdentity.kubeconfig;
+    senderToken = await serviceAccountToken(SERVICE_NS, "default", AUDIENCE);
     const ca = readFileSync(env.KUBE_CA_FILE!, "utf8");
-    kubeconfig = kubeconfigFor(ACCOUNT, token, admin.server, ca);
-    controllerKubeconfig = kubeconfigFor(CONTROLLER, await tokenOf(CONTROLLER), admin.server, ca);
     asService = new HttpRestClient({ server: admin.server, fetcher: (await fetcherFactory())({ ca }), token: () => token });
     sink = await startReceiver();
     // As shipped: sender authentication on; the controller with lifecycle events.
@@ -114,7 +95,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     await sink?.close();
     // The controller is stopped: the uninstall step frees the client pods of its finalizer.
     removeFinalizers(CLIENT_NS);
-    rmSync(dir, { recursive: true, force: true });
+    for (const remove of removals) remove();
     if (createdNamespaces.length > 0) kubectl("delete", "namespace", "--timeout=90s", ...createdNamespaces); // waited for: deploy.test.ts reuses the names
     else kubectl("delete", "-f", `${repo}/deploy/rbac.yaml`, "--ignore-not-found");
   });

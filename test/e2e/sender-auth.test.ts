@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
-import { adminClient, listPods, routedNamespace } from "../support/cluster.ts";
+import { adminClient, listPods, routedNamespace, serviceAccountToken } from "../support/cluster.ts";
+import { replyEvent } from "../support/received.ts";
 import { type RunningService, startService } from "../support/service.ts";
 
 const AUDIENCE = "podgateway-provisioner.e2e";
@@ -18,12 +19,7 @@ async function tokenFor(namespace: string, account: string, audience: string): P
     path: `/api/v1/namespaces/${namespace}/serviceaccounts`,
     body: { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: account } },
   }).catch(() => {});
-  const answer = await kube.performRequest<{ status: { token: string } }>({
-    method: "POST",
-    path: `/api/v1/namespaces/${namespace}/serviceaccounts/${account}/token`,
-    body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { audiences: [audience], expirationSeconds: 600 } },
-  });
-  return answer.status.token;
+  return await serviceAccountToken(namespace, account, audience);
 }
 
 describe("sender authentication (Knative OIDC)", () => {
@@ -45,7 +41,8 @@ describe("sender authentication (Knative OIDC)", () => {
     const message = HTTP.binary(new CloudEvent({ id, source: "/e2e/auth", type: "io.podgateway.client.pending", data: { gateway_name: "foo" } }));
     const headers = { ...(message.headers as Record<string, string>), ...(token ? { authorization: `Bearer ${token}` } : {}) };
     const response = await fetch(service.url, { method: "POST", headers, body: message.body as string });
-    return { status: response.status, type: response.headers.get("ce-type"), body: await response.text() };
+    const body = await response.text();
+    return { status: response.status, type: replyEvent(Object.fromEntries(response.headers), body)?.type ?? null, body };
   };
 
   test("the listed sender with a token for our audience provisions a pod", async () => {

@@ -4,6 +4,7 @@
  * CI-sized property tests (test/unit/fuzz.test.ts) and the dedicated ≥100,000-request run (test/fuzz/run.ts).
  */
 import fc from "fast-check";
+import { checkData } from "../support/received.ts";
 
 export const PENDING = "io.podgateway.client.pending";
 const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
@@ -274,6 +275,11 @@ export function violation(request: FuzzRequest, observed: Observed, options: { k
   }
   if (status === 200) {
     const type = headers["ce-type"];
+    try {
+      if (type) checkData(type, JSON.parse(body));
+    } catch (error) {
+      return (error as Error).message;
+    }
     if (type === "io.podgateway.client.scheduling.failed") {
       let parsed: { reason?: string; message?: string } | undefined;
       try {

@@ -3,8 +3,9 @@
  * service's own REST client, and helpers to make and clean up a routed namespace.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Pod } from "kubernetes-types/core/v1";
 import { KubeApiError } from "../../src/kube/errors.ts";
@@ -50,6 +51,36 @@ let admin: Promise<HttpRestClient> | undefined;
 export function adminClient(): Promise<HttpRestClient> {
   admin ??= fetcherFactory().then((factory) => kubeconfigClient(clusterKubeconfig(), factory));
   return admin;
+}
+
+/** A real token of a ServiceAccount (a TokenRequest), for `audience` when given, else for the API server. */
+export async function serviceAccountToken(namespace: string, account: string, audience?: string): Promise<string> {
+  const answer = await (await adminClient()).performRequest<{ status: { token: string } }>({
+    method: "POST",
+    path: `/api/v1/namespaces/${namespace}/serviceaccounts/${account}/token`,
+    body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600, ...(audience ? { audiences: [audience] } : {}) } },
+  });
+  return answer.status.token;
+}
+
+/**
+ * A kubeconfig that is nothing but a real token of a ServiceAccount and the local cluster's CA (in a fresh
+ * temporary folder, mode 0600): how a deployed workload authenticates. `remove` deletes it.
+ */
+export async function serviceAccountKubeconfig(namespace: string, account: string): Promise<{ kubeconfig: string; token: string; remove: () => void }> {
+  const token = await serviceAccountToken(namespace, account);
+  const ca = readFileSync(clusterEnv().KUBE_CA_FILE);
+  const dir = mkdtempSync(join(tmpdir(), "pgw-sa-"));
+  const kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(kubeconfig, JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    "current-context": "sa",
+    clusters: [{ name: "local", cluster: { server: (await adminClient()).server, "certificate-authority-data": ca.toString("base64") } }],
+    users: [{ name: account, user: { token } }],
+    contexts: [{ name: "sa", context: { cluster: "local", user: account } }],
+  }), { mode: 0o600 });
+  return { kubeconfig, token, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /** A fresh namespace labelled for the pod-gateway webhooks (or not), deleted by the returned function. */

@@ -1,11 +1,11 @@
 /** A CloudEvents receiver on 127.0.0.1 standing in for K_SINK: records what arrives, can be told to fail. */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type CloudEventV1, HTTP } from "cloudevents";
+import { type ReceivedEvent, receivedEvent } from "./received.ts";
 
 export interface EventReceiver {
   url: string;
-  events: CloudEventV1<Record<string, string>>[];
+  events: ReceivedEvent[];
   /** The HTTP headers of each request in {@link events}, same order. */
   headers: Record<string, string>[];
   /** HTTP status to answer with; 202 by default. */
@@ -20,7 +20,7 @@ export async function startReceiver(): Promise<EventReceiver> {
     request.on("data", (chunk) => (body += chunk));
     request.on("end", () => {
       if (receiver.status < 300) {
-        receiver.events.push(HTTP.toEvent({ headers: request.headers as Record<string, string>, body }) as CloudEventV1<Record<string, string>>);
+        receiver.events.push(receivedEvent(request.headers as Record<string, string>, body));
         receiver.headers.push(request.headers as Record<string, string>);
       }
       response.writeHead(receiver.status).end();

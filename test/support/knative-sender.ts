@@ -17,6 +17,7 @@ import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
 import type { Pod } from "kubernetes-types/core/v1";
 import { loadKubeconfig } from "../../src/kube/kubeconfig.ts";
 import { clusterKubeconfig } from "./cluster.ts";
+import { replyEvent } from "./received.ts";
 import { fetcherFactory } from "./runtime.ts";
 
 export const PENDING = "io.podgateway.client.pending";
@@ -99,17 +100,22 @@ export function pendingMessage(id: string, gateway: unknown, source = "/e2e/faul
   return { id, headers: message.headers as Record<string, string>, body: message.body as string };
 }
 
-/** One POST; never throws: transport problems become `error`. */
+/**
+ * One POST: transport problems become `error`. Throws only when the answer's event breaks its schema (a broken
+ * contract, never a reason to redeliver).
+ */
 export async function attempt(url: string, message: WireMessage, policy: Pick<DeliveryPolicy, "timeoutMs" | "transport">): Promise<{ attempt: Attempt; answer?: Answer }> {
   const at = Date.now();
+  let answer: Answer;
   try {
-    const answer = policy.transport === "fresh"
+    answer = policy.transport === "fresh"
       ? await postFresh(url, message, policy.timeoutMs)
       : await postFetch(url, message, policy.timeoutMs);
-    return { attempt: { at, ms: Date.now() - at, status: answer.status }, answer };
   } catch (error) {
     return { attempt: { at, ms: Date.now() - at, error: classify(error), detail: describe(error) } };
   }
+  answer.event = replyEvent(answer.headers, answer.body);
+  return { attempt: { at, ms: Date.now() - at, status: answer.status }, answer };
 }
 
 /**
@@ -142,7 +148,7 @@ export async function deliver(target: string | (() => string), message: WireMess
 
 async function postFetch(url: string, message: WireMessage, timeoutMs: number): Promise<Answer> {
   const response = await fetch(url, { method: "POST", headers: message.headers, body: message.body, signal: AbortSignal.timeout(timeoutMs) });
-  return readAnswer(response.status, Object.fromEntries(response.headers), await response.text());
+  return { status: response.status, headers: Object.fromEntries(response.headers), body: await response.text() };
 }
 
 /** A POST on a connection of its own, closed after the answer. */
@@ -160,7 +166,7 @@ function postFresh(url: string, message: WireMessage, timeoutMs: number): Promis
       res.on("end", () => {
         const headers: Record<string, string> = {};
         for (const [key, value] of Object.entries(res.headers)) if (typeof value === "string") headers[key] = value;
-        resolve(readAnswer(res.statusCode ?? 0, headers, Buffer.concat(chunks).toString("utf8")));
+        resolve({ status: res.statusCode ?? 0, headers, body: Buffer.concat(chunks).toString("utf8") });
       });
       res.on("error", reject);
     });
@@ -168,15 +174,6 @@ function postFresh(url: string, message: WireMessage, timeoutMs: number): Promis
     req.on("error", reject);
     req.end(body);
   });
-}
-
-function readAnswer(status: number, headers: Record<string, string>, body: string): Answer {
-  if (!headers["ce-type"]) return { status, headers, body };
-  try {
-    return { status, headers, body, event: HTTP.toEvent({ headers, body }) as CloudEventV1<Record<string, string>> };
-  } catch {
-    return { status, headers, body };
-  }
 }
 
 function chain(error: unknown): string {

@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { adminClient, cluster, repo, waitFor } from "./cluster.ts";
+import { OutputData } from "../../src/events/schema.ts";
+import { cluster, repo, serviceAccountKubeconfig, waitFor } from "./cluster.ts";
+import { checkData } from "./received.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "./service.ts";
 
 export const SERVICE_NS = "podgateway";
@@ -140,6 +142,8 @@ export async function startSink(history = 5000): Promise<Sink> {
     for (const e of all) {
       const ext = e.ContextAttributes.Extensions ?? {};
       e.ContextAttributes.Extensions = Object.fromEntries(Object.entries(ext).map(([k, v]) => [k.toLowerCase(), String(v)]));
+      // Every event the provisioner sends, held to its schema (test/support/received.ts).
+      if (OutputData[e.ContextAttributes.type]) checkData(e.ContextAttributes.type, JSON.parse(e.Data ?? "null"));
     }
     return all;
   };
@@ -197,28 +201,6 @@ export async function sendToBroker(
   });
 }
 
-/** A kubeconfig (in a fresh temporary folder) with a real token of one of deploy/rbac.yaml's ServiceAccounts. */
-async function serviceAccountKubeconfig(name: string): Promise<{ kubeconfig: string; remove: () => void }> {
-  const admin = await adminClient();
-  const request = await admin.performRequest<{ status: { token: string } }>({
-    method: "POST",
-    path: `/api/v1/namespaces/${SERVICE_NS}/serviceaccounts/${name}/token`,
-    body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
-  });
-  const ca = readFileSync(join(repo, ".cache/cluster/pki/ca.crt"));
-  const dir = mkdtempSync(join(tmpdir(), "knative-e2e-"));
-  const kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(kubeconfig, JSON.stringify({
-    apiVersion: "v1",
-    kind: "Config",
-    "current-context": "sa",
-    clusters: [{ name: "local", cluster: { server: admin.server, "certificate-authority-data": ca.toString("base64") } }],
-    users: [{ name, user: { token: request.status.token } }],
-    contexts: [{ name: "sa", context: { cluster: "local", user: name } }],
-  }), { mode: 0o600 });
-  return { kubeconfig, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
 /** The container env a deploy/ workload ships with (plain values; fieldRefs are left out). */
 export function shippedEnv(file: string, kind: string): Record<string, string> {
   const workload = parseAllDocuments(readFileSync(join(repo, "deploy", file), "utf8")).map((d) => d.toJS()).find((o) => o?.kind === kind);
@@ -232,7 +214,7 @@ export function shippedEnv(file: string, kind: string): Record<string, string> {
  * and points the Knative Service's address (and audience, what Serving would publish) at it.
  */
 export async function startProvisioner(env: Record<string, string> = {}): Promise<RunningService> {
-  const { kubeconfig, remove } = await serviceAccountKubeconfig(PROVISIONER);
+  const { kubeconfig, remove } = await serviceAccountKubeconfig(SERVICE_NS, PROVISIONER);
   const shipped = shippedEnv("service.yaml", "Service");
   // CLIENT_POD_TEMPLATE is the path where the Knative Service mounts the template ConfigMap; here, the file
   // that ConfigMap is generated from (deploy/kustomization.yaml).
@@ -272,7 +254,7 @@ export async function awaitDelivery(sink: Sink, token?: string): Promise<void> {
  * names, in a file where the pod would have it mounted (/oidc/token).
  */
 export async function startShippedController(): Promise<RunningService> {
-  const { kubeconfig, remove } = await serviceAccountKubeconfig(CONTROLLER);
+  const { kubeconfig, remove } = await serviceAccountKubeconfig(SERVICE_NS, CONTROLLER);
   let secret = "";
   await waitFor("the controller's SinkBinding token Secret", async () => {
     secret = kubectl("get", "sinkbindings.sources.knative.dev", CONTROLLER, "-n", SERVICE_NS, "-o", "jsonpath={.status.oidcTokenSecretName}");

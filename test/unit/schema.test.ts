@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as v from "valibot";
-import { describeIssues, PendingData } from "../../src/events/schema.ts";
+import { describeIssues, OutputData, PendingData } from "../../src/events/schema.ts";
+import { EventTypes } from "../../src/events/types.ts";
+import { checkData } from "../support/received.ts";
 
 const problem = (data: unknown) => {
   const result = v.safeParse(PendingData, data);
@@ -32,4 +34,18 @@ test("rejects bad gateway names, naming the field and the rule", () => {
   for (const [data, expected] of cases) {
     assert.match(problem(data) ?? "(accepted)", expected, JSON.stringify(data));
   }
+});
+
+test("every event type the service sends has a data schema, and the tests' check rejects broken data", () => {
+  const sent = Object.entries(EventTypes).filter(([name]) => name !== "pending" && name !== "release").map(([, type]) => type);
+  assert.deepEqual(sent.filter((type) => !OutputData[type]), []);
+  const done = { pod_name: "p", namespace: "n", gateway_name: "foo", message: "m" };
+  assert.doesNotThrow(() => checkData(EventTypes.done, done));
+  const { pod_name: _, ...noPod } = done;
+  assert.throws(() => checkData(EventTypes.done, noPod), /scheduling\.done breaks its schema: data\.pod_name /);
+  assert.throws(() => checkData(EventTypes.done, { ...done, extra: "x" }), /data\.extra/);
+  assert.throws(() => checkData(EventTypes.failed, { reason: "Oops", message: "m" }), /data\.reason/);
+  assert.throws(() => checkData(EventTypes.clientReady, { pod_name: "p", namespace: "n" }), /data\.message/);
+  assert.throws(() => checkData(EventTypes.releaseFailed, { reason: "NotAClient" }), /data\.message/);
+  assert.doesNotThrow(() => checkData(EventTypes.releaseDone, { pod_name: "p", namespace: "n", message: "deleted" }));
 });
