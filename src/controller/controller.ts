@@ -109,7 +109,7 @@ export function controllerNeeds(config: Config): Permission[] {
  */
 export async function removeAllFinalizers(config: Config, { kube }: KubeConnection): Promise<number> {
   await requirePermissions(kube, podPermissions(config["client-namespace"], ["list", "get", "patch"], "--remove-finalizers"), () => {});
-  const held = (await listPods(kube, config["client-namespace"], CLIENTS)).items
+  const held = (await listPods(kube, config["client-namespace"], { labelSelector: CLIENTS })).items
     .filter((pod) => pod.metadata?.finalizers?.includes(LIFECYCLE_FINALIZER));
   // Sixteen at a time: thousands of pods one by one would make an uninstall take minutes.
   let next = 0;

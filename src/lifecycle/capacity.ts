@@ -121,7 +121,7 @@ export async function claimSlot(options: CapacityOptions, gateway: string, pod: 
  */
 async function liveHolders(options: CapacityOptions, gateway: string, signal?: AbortSignal): Promise<Set<string>> {
   const selector = [`${LABEL_MANAGED_BY}=${MANAGED_BY}`, ...(options.gatewayLabelKey ? [`${options.gatewayLabelKey}=${gateway}`] : [])].join(",");
-  const pods = await listPods(options.kube, options.namespace, selector, signal);
+  const pods = await listPods(options.kube, options.namespace, { labelSelector: selector, signal });
   return new Set(pods.items
     .filter((pod) => !pod.metadata?.deletionTimestamp && pod.status?.phase !== "Failed" && pod.status?.phase !== "Succeeded")
     .map((pod) => pod.metadata?.uid ?? ""));

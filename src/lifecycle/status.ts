@@ -34,7 +34,7 @@ export function clientRoutes(options: StatusOptions): Hono {
     }
     let selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
     if (gateway !== undefined && options.gatewayLabelKey) selector += `,${options.gatewayLabelKey}=${gateway}`;
-    const list = await listPods(kube, namespace, selector);
+    const list = await listPods(kube, namespace, { labelSelector: selector });
     const clients = list.items.map(statusOf).filter((client) => gateway === undefined || client.gateway_name === gateway);
     return c.json({ gateway, clients });
   });

@@ -87,7 +87,8 @@ export class LifecycleTracker {
     const sweep = setInterval(() => this.#sweep(), this.#options.resyncMs ?? 5_000);
     this.#startedAt = Date.now();
     try {
-      await watchPods({ kube, namespace, labelSelector, log, watchSeconds: this.#options.watchSeconds }, {
+      const keep = (pod: Pod) => essentials(pod, this.#options);
+      await watchPods({ kube, namespace, labelSelector, log, keep, watchSeconds: this.#options.watchSeconds }, {
         onList: (pods) => this.#onList(pods),
         onChange: (type, pod) => this.#onChange(type, pod),
       }, signal);

@@ -27,6 +27,8 @@ export interface PodWatchOptions {
   namespace: string;
   labelSelector: string;
   log: Logger;
+  /** What the list keeps of each pod (see `listPods`); the watch's changes come whole. */
+  keep?: (pod: Pod) => Pod;
   /** Asked of the server per watch request; it ends the stream then and we resume. */
   watchSeconds?: number;
   /** Backoff after a failure: from `minBackoffMs`, doubling up to `maxBackoffMs`. */
@@ -50,7 +52,7 @@ export async function watchPods(options: PodWatchOptions, handlers: PodWatchHand
   while (!signal.aborted) {
     try {
       if (resourceVersion === undefined) {
-        const list = await listPods(kube, namespace, labelSelector, signal);
+        const list = await listPods(kube, namespace, { labelSelector, signal, keep: options.keep });
         await handlers.onList(list.items);
         resourceVersion = list.metadata?.resourceVersion ?? "";
       }

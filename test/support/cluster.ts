@@ -121,7 +121,7 @@ export async function getPodOrNull(namespace: string, name: string): Promise<Pod
 
 export async function listPods(namespace: string, labelSelector?: string): Promise<Pod[]> {
   const kube = await adminClient();
-  return (await listPodsIn(kube, namespace, labelSelector)).items;
+  return (await listPodsIn(kube, namespace, { labelSelector })).items;
 }
 
 /** Polls until `check` is true; fails with `what` after `timeoutMs`. */
