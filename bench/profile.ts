@@ -8,11 +8,13 @@
  * sender profiled too). Self time is grouped by package / Node internals / our src.
  * Memory: idle VmRSS of a bare Node, Node with TypeScript type stripping loaded, the service from .ts, the
  * same service bundled to one .mjs (bun build --target=node, run by the same Node), Deno and the executable;
- * then VmRSS after events for the .ts and bundled variants.
+ * then VmRSS after events for the .ts and bundled variants. The executable: its idle VmRSS split into heaps and
+ * mapped pages, and exec → listening, beside "floors" compiled the same way — Bun.serve plus one authenticated
+ * TLS call to the API server and nothing of ours, then that plus one package each — so what each costs shows.
  * Writes bench/results/profile-<date>.json and prints markdown tables.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -20,7 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { undiciFetcher } from "../src/adapter/node.ts";
 import { loadConfig } from "../src/config.ts";
-import { kubeconfigClient } from "../src/kube/kubeconfig.ts";
+import { kubeconfigClient, loadKubeconfig } from "../src/kube/kubeconfig.ts";
 import type { ProvisionerOptions } from "../src/provision/provisioner.ts";
 import { Cluster, findCluster, rssMiB, sleep } from "./lib/cluster.ts";
 import { type CpuProfile, type ProfileSummary, readProfile, summarizeProfile } from "./lib/cpuprofile.ts";
@@ -51,6 +53,7 @@ try {
   if (!values["skip-cpu"]) out.cpu = await cpu();
   if (!values["skip-memory"]) out.memory = await memory();
   if (!values["skip-startup"]) out.startup = await startup();
+  if (!values["skip-memory"] && serviceCommand(repo, "exe")) out.executable = await executable();
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
@@ -262,3 +265,54 @@ async function memory() {
   }
   return { idle, growth };
 }
+
+/** The executable against floors compiled the same way (see the header): idle RSS split, exec → listening. */
+async function executable() {
+  const { server, tls } = await loadKubeconfig(info.kubeconfig);
+  const bun = resolve(repo, "node_modules/.bin/bun");
+  const floor = [
+    `const r = await fetch(${JSON.stringify(`${server}/version`)}, { tls: ${JSON.stringify({ ca: tls.ca, cert: tls.cert, key: tls.key })} });`,
+    "await r.text();",
+    'const s = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("ok") });',
+    'console.log(JSON.stringify({ msg: "listening", port: s.port }));',
+  ].join("\n");
+  const packages: Record<string, string> = {
+    "floor": "",
+    "floor + yaml": 'import { parse } from "yaml"; parse("a: [1, {b: 2}]");',
+    "floor + cloudevents": 'import { CloudEvent, HTTP } from "cloudevents"; HTTP.binary(new CloudEvent({ id: "1", source: "/x", type: "t", data: {} }));',
+    "floor + hono": 'import { Hono } from "hono"; const app = new Hono(); app.post("/", (c) => c.text("x")); await app.fetch(new Request("http://x/", { method: "POST" }));',
+    "floor + valibot": 'import * as v from "valibot"; v.parse(v.object({ a: v.string() }), { a: "x" });',
+  };
+  const commands: [string, ServiceCommand][] = Object.entries(packages).map(([label, prelude], index) => {
+    const source = join(repo, `node_modules/.cache-floor-${index}.ts`); // inside the repo, so its imports resolve
+    writeFileSync(source, `${prelude}\n${floor}\n`);
+    const out = join(work, `floor-${index}`);
+    try {
+      execFileSync(bun, ["build", source, "--compile", `--compile-executable-path=${realpathSync(bun)}`, "--bytecode", "--format=esm", "--minify", `--outfile=${out}`], { stdio: "ignore" });
+    } finally {
+      rmSync(source, { force: true });
+    }
+    return [label, { runtime: "exe", command: out, args: [] }];
+  });
+  commands.push(["podgateway-provisioner", serviceCommand(repo, "exe")!]);
+  const rows: Record<string, { listeningMs: number[]; rss: number[]; anon: number[]; file: number[] }> = {};
+  for (let run = 0; run < 5; run++) {
+    for (const [label, command] of commands) {
+      const service = await startService(command, serviceEnv({ KUBECONFIG: info.kubeconfig, CLIENT_NAMESPACE: "default" }));
+      await sleep(3000);
+      const rss = rssMiB(service.pid);
+      const row = (rows[label] ??= { listeningMs: [], rss: [], anon: [], file: [] });
+      row.listeningMs.push(service.listeningAt - service.spawnedAt);
+      row.rss.push(rss.rss);
+      row.anon.push(rss.anon);
+      row.file.push(rss.file);
+      await service.stop();
+    }
+  }
+  const median = (values: number[]) => round([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!, 1);
+  const table = Object.entries(rows).map(([variant, r]) => ({ variant, listeningMs: median(r.listeningMs), rssMiB: median(r.rss), anonMiB: median(r.anon), fileMiB: median(r.file) }));
+  console.log(["| variant | exec → listening (ms) | idle VmRSS (MiB) | anonymous | file pages |", "| --- | ---: | ---: | ---: | ---: |",
+    ...table.map((row) => `| ${row.variant} | ${row.listeningMs} | ${row.rssMiB} | ${row.anonMiB} | ${row.fileMiB} |`)].join("\n"), "\n");
+  return table;
+}
+
