@@ -40,7 +40,8 @@ export function derivedEvent<T>(stamp: ResultStamp, spec: DerivedEventSpec<T>): 
     data: spec.data,
   };
   if (spec.subject) event.subject = spec.subject;
-  if (spec.time && Number.isFinite(Date.parse(spec.time))) event.time = spec.time;
+  // RFC 3339 whatever form the request or the pod gave it in (a sender's time may be any date Date.parse reads).
+  if (spec.time && Number.isFinite(Date.parse(spec.time))) event.time = new Date(spec.time).toISOString();
   if (spec.causation?.id) event.causationid = spec.causation.id;
   if (spec.causation?.source) event.causationsource = spec.causation.source;
   return Object.freeze(event) as unknown as CloudEventV1<T>;

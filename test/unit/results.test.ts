@@ -59,4 +59,7 @@ test("every outcome is byte-identical however late it is built again: its time c
   assert.match(first[1]!, /"ce-time","2026-01-01T00:00:00.123Z"/, "a failure carries the request's time");
   assert.doesNotMatch(first[2]!, /ce-time/, "no time at all rather than now, when the request has none");
   assert.match(first[5]!, /"ce-time","2026-01-01T00:05:00.000Z"/);
+  // Any date the sender wrote goes out as RFC 3339, as the spec wants of `time`.
+  const loose = await wire(failedEvent(stamp, { ...request, time: "Thu, 01 Jan 2026 00:00:00 GMT" }, { reason: "InvalidEventData", message: "bad" }));
+  assert.match(loose, /"ce-time","2026-01-01T00:00:00.000Z"/);
 });
