@@ -92,7 +92,7 @@ test("lifecycle event ids derive from pod uid and transition; causation comes fr
   assert.equal(ready.causationid, "req-1");
   assert.equal(ready.causationsource, "/src");
   assert.equal(ready.subject, "pgw-client-1");
-  assert.equal(ready.time, "2026-01-01T00:00:05Z");
+  assert.equal(ready.time, "2026-01-01T00:00:05.000Z"); // the Ready condition's time, as RFC 3339 with milliseconds
   assert.equal((ready as unknown as Record<string, unknown>).ext, "x");
   assert.equal(lifecycleEvent(stamp, pod(running()), "ready", data).id, ready.id);
   assert.notEqual(lifecycleEvent(stamp, pod(running()), "failed", data).id, ready.id);
