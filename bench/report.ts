@@ -46,7 +46,7 @@ function latestScale(repo: string): { results: ScaleResults; file: string } | un
 
 function scaleSection(s: ScaleResults, file: string): string {
   const latency = (label: string, points: ScaleResults["latency"]["empty"]) =>
-    points.map((p) => `| ${label} | ${p.concurrency} | ${fmt(p.p50, 2)} | ${fmt(p.p90, 2)} | ${fmt(p.p99, 2)} | ${fmt(p.eventsPerS)} |`);
+    points.map((p) => `| ${label} | ${p.concurrency} | ${fmt(p.p50, 2)} | ${fmt(p.p90, 2)} | ${fmt(p.p99, 2)} | ${fmt(p.eventsPerS)} | ${fmt(p.serviceCpuMs, 2)} | ${fmt(p.apiserverCpuMs, 2)} |`);
   const failed = s.checks.filter((c) => !c.ok);
   return [
     `## At scale: ${s.pods.toLocaleString("en")} client pods`,
@@ -57,8 +57,8 @@ function scaleSection(s: ScaleResults, file: string): string {
     `Fill: ${s.fill.events.toLocaleString("en")} pending events at concurrency ${s.concurrency} answered in ${s.fill.seconds} s (${fmt(s.fill.eventsPerS)} events/s); ` +
       `a ready event for every pod at the sink after ${s.fill.allReadyS} s (kwok starts the pods).`,
     "",
-    "| namespace | concurrency | p50 (ms) | p90 (ms) | p99 (ms) | events/s |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "| namespace | concurrency | p50 (ms) | p90 (ms) | p99 (ms) | events/s | service CPU/event (ms) | API server CPU/event (ms) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...latency("empty", s.latency.empty),
     ...latency(`${s.pods.toLocaleString("en")} pods`, s.latency.full),
     "",

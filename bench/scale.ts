@@ -100,10 +100,14 @@ const send = async (prefix: string, count: number, concurrency: number) => {
   check(`${prefix}: every event answered done`, result.done === count, `${result.done}/${count} (${result.failed} failed, ${result.lost} lost)`);
   return result;
 };
+// With the CPU the service and the API server spent per event meanwhile: whose time the latency is.
 const latency = async (prefix: string, concurrency: number) => {
+  const apiserver = cluster.componentPids().apiserver ?? 0;
+  const before = [cpuSeconds(service.pid), cpuSeconds(apiserver)];
   const result = await send(prefix, PROBE, concurrency);
+  const [serviceCpuMs, apiserverCpuMs] = [cpuSeconds(service.pid), cpuSeconds(apiserver)].map((after, i) => round(((after - before[i]!) * 1000) / PROBE, 2));
   const s = summarize([...result.latencyMs].filter(Number.isFinite));
-  return { concurrency, p50: round(s.p50), p90: round(s.p90), p99: round(s.p99), eventsPerS: round(PROBE / (result.wallMs / 1000), 1) };
+  return { concurrency, p50: round(s.p50), p90: round(s.p90), p99: round(s.p99), eventsPerS: round(PROBE / (result.wallMs / 1000), 1), serviceCpuMs: serviceCpuMs!, apiserverCpuMs: apiserverCpuMs! };
 };
 
 log(`namespace ${namespace}; service and controller (${flags.runtime}) up; latency with no pods`);

@@ -176,6 +176,9 @@ export interface ScaleLatency {
   p90: number;
   p99: number;
   eventsPerS: number;
+  /** CPU per event of the service process and of the API server during the probe (absent in older runs). */
+  serviceCpuMs?: number;
+  apiserverCpuMs?: number;
 }
 
 /** `node bench/scale.ts`: the service and the controller at the size of a large install. */
