@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { listPods, routedNamespace, waitFor } from "../support/cluster.ts";
-import { attempt, DONE, pendingMessage, type PodWatch, sleep, watchPods } from "../support/knative-sender.ts";
+import { attempt, DONE, pendingMessage, sleep } from "../support/knative-sender.ts";
+import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
 

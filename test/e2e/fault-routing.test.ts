@@ -11,7 +11,8 @@ import { execFile } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { adminClient, cluster, listPods, repo, routedNamespace } from "../support/cluster.ts";
-import { attempt, DONE, deliver, FAILED, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, watchPods } from "../support/knative-sender.ts";
+import { attempt, DONE, deliver, FAILED, KNATIVE_POLICY, pendingMessage, runLoad, sleep } from "../support/knative-sender.ts";
+import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
 

@@ -12,7 +12,8 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { listPods, routedNamespace } from "../support/cluster.ts";
-import { attempt, type Attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, type PodWatch, runLoad, sleep, watchPods } from "../support/knative-sender.ts";
+import { attempt, type Attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, runLoad, sleep } from "../support/knative-sender.ts";
+import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
 

@@ -76,7 +76,8 @@ const httpRuns = Number(values.http);
 if (httpRuns > 0) {
   const { listPods, repo, routedNamespace } = await import("../support/cluster.ts");
   const { startService } = await import("../support/service.ts");
-  const { watchPods, sleep } = await import("../support/knative-sender.ts");
+  const { watchPods } = await import("../support/pod-watch.ts");
+  const { sleep } = await import("../../src/retry.ts");
   const concurrency = Number(values.concurrency);
 
   for (const runtime of values.runtimes!.split(",").map((name) => name.trim()).filter(Boolean)) {
