@@ -23,6 +23,7 @@ import { machine } from "./lib/facts.ts";
 import { makeEvents, runOurs, senderAgent } from "./lib/load.ts";
 import { type Runtime, type RunningService, serviceCommand, serviceEnv, startService } from "./lib/service.ts";
 import { round, summarize } from "./lib/stats.ts";
+import { makeRoomForPods } from "../test/support/cluster.ts";
 import { writeReport } from "./report.ts";
 import type { ScaleResults } from "./types.ts";
 
@@ -37,20 +38,9 @@ if (PODS < 4 * PROBE) throw new Error(`--pods must be at least ${4 * PROBE}`);
 
 const startedAt = new Date();
 const cluster = await Cluster.connect(findCluster(repo));
-const kube = cluster.kube;
 const log = (message: string) => console.error(`[scale ${Math.round((Date.now() - startedAt.getTime()) / 1000)}s] ${message}`);
 
-// kwok's nodes take 110 pods each, like kubelets: make room for every client.
-const nodes = await kube.performRequest<{ items: { metadata: { name: string } }[] }>({ method: "GET", path: "/api/v1/nodes" });
-const room = String(Math.ceil(PODS / nodes.items.length) + 110);
-for (const node of nodes.items) {
-  await kube.performRequest({
-    method: "PATCH",
-    path: `/api/v1/nodes/${node.metadata.name}/status`,
-    contentType: "application/merge-patch+json",
-    body: { status: { allocatable: { pods: room }, capacity: { pods: room } } },
-  });
-}
+await makeRoomForPods(cluster.kube, PODS);
 const namespace = await cluster.createRoutedNamespace("bench-scale");
 
 // The sink: every lifecycle event, by type and id.

@@ -12,7 +12,7 @@ import { CloudEvent, HTTP } from "cloudevents";
 import { clientPodName } from "../../src/provision/client-pod.ts";
 import { kubeconfigClient } from "../../src/kube/kubeconfig.ts";
 import { listPods as listPodsIn } from "../../src/kube/pods.ts";
-import { adminClient, clusterKubeconfig, routedNamespace, waitFor } from "../support/cluster.ts";
+import { adminClient, clusterKubeconfig, makeRoomForPods, routedNamespace, waitFor } from "../support/cluster.ts";
 import { fetcherFactory } from "../support/runtime.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
 import { deliver, DONE, KNATIVE_POLICY, pendingMessage, runLoad, sleep, type WireMessage } from "../support/knative-sender.ts";
@@ -52,18 +52,7 @@ describe(`scale-out: 3 services, 2 controllers, ${PENDING_EVENTS} pending, ${REL
   };
 
   before(async () => {
-    // kwok's nodes take 110 pods each, like kubelets; a full-size run needs room for all of its clients.
-    const kube = await adminClient();
-    const nodes = await kube.performRequest<{ items: { metadata: { name: string } }[] }>({ method: "GET", path: "/api/v1/nodes" });
-    const room = String(Math.ceil(PENDING_EVENTS / nodes.items.length) + 110);
-    for (const node of nodes.items) {
-      await kube.performRequest({
-        method: "PATCH",
-        path: `/api/v1/nodes/${node.metadata.name}/status`,
-        contentType: "application/merge-patch+json",
-        body: { status: { allocatable: { pods: room }, capacity: { pods: room } } },
-      });
-    }
+    await makeRoomForPods(await adminClient(), PENDING_EVENTS);
     namespace = await routedNamespace("e2e-scale");
     sink = await startReceiver();
     const env = { CLIENT_NAMESPACE: namespace.name, KUBE_TIMEOUT_MS: "30000" };

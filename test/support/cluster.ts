@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import type { Pod } from "kubernetes-types/core/v1";
 import { KubeApiError } from "../../src/kube/errors.ts";
 import type { HttpRestClient } from "../../src/kube/http-client.ts";
+import type { RestClient } from "../../src/kube/rest-client.ts";
 import { getPod, listPods as listPodsIn } from "../../src/kube/pods.ts";
 import { kubeconfigClient } from "../../src/kube/kubeconfig.ts";
 import { fetcherFactory } from "./runtime.ts";
@@ -122,6 +123,23 @@ export async function getPodOrNull(namespace: string, name: string): Promise<Pod
 export async function listPods(namespace: string, labelSelector?: string): Promise<Pod[]> {
   const kube = await adminClient();
   return (await listPodsIn(kube, namespace, { labelSelector })).items;
+}
+
+/**
+ * kwok's nodes take 110 pods each, like kubelets: raises every node's pod capacity so that `pods` more clients
+ * fit (the scale-out test at full size, the scale bench).
+ */
+export async function makeRoomForPods(kube: RestClient, pods: number): Promise<void> {
+  const nodes = await kube.performRequest<{ items: { metadata: { name: string } }[] }>({ method: "GET", path: "/api/v1/nodes" });
+  const room = String(Math.ceil(pods / nodes.items.length) + 110);
+  for (const node of nodes.items) {
+    await kube.performRequest({
+      method: "PATCH",
+      path: `/api/v1/nodes/${node.metadata.name}/status`,
+      contentType: "application/merge-patch+json",
+      body: { status: { allocatable: { pods: room }, capacity: { pods: room } } },
+    });
+  }
 }
 
 /** Polls until `check` is true; fails with `what` after `timeoutMs`. */
