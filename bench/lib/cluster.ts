@@ -12,6 +12,7 @@ import { apiRequestCounts } from "./api-requests.ts";
 import { isTransient, KubeApiError } from "../../src/kube/errors.ts";
 import type { HttpRestClient } from "../../src/kube/http-client.ts";
 import { kubeconfigClient } from "../../src/kube/kubeconfig.ts";
+import { listPods } from "../../src/kube/pods.ts";
 import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, LABEL_MANAGED_BY, MANAGED_BY, ROUTING_GATE } from "../../src/provision/client-pod.ts";
 
 export interface ClusterInfo {
@@ -136,19 +137,8 @@ export class Cluster {
 
   /** Every client pod the provisioner made in `namespace` (label selector), reduced to what the checks need. */
   async clientPods(namespace: string): Promise<PodFacts[]> {
-    const facts: PodFacts[] = [];
-    let continueToken: string | undefined;
-    do {
-      const token = continueToken;
-      const page = await retrying(() => this.kube.performRequest<{ items: Pod[]; metadata?: { continue?: string } }>({
-        method: "GET",
-        path: `/api/v1/namespaces/${namespace}/pods`,
-        query: { labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}`, limit: "500", continue: token },
-      }));
-      for (const pod of page.items) facts.push(podFacts(pod));
-      continueToken = page.metadata?.continue || undefined;
-    } while (continueToken);
-    return facts;
+    const list = await retrying(() => listPods(this.kube, namespace, { labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY}` }));
+    return list.items.map(podFacts);
   }
 
   /** {@link apiRequestCounts} now: take one before and one after a phase. */

@@ -103,6 +103,7 @@ export class LifecycleTracker {
     while (this.#running.size > 0 && Date.now() < deadline) await sleep(20);
   }
 
+  /** `pods` come trimmed already: the list keeps only {@link essentials} of each page. */
   #onList(pods: Pod[]): void {
     const present = new Set<string>();
     for (const pod of pods) {
@@ -122,11 +123,11 @@ export class LifecycleTracker {
 
   #onChange(type: "ADDED" | "MODIFIED" | "DELETED", pod: Pod): void {
     const uid = pod.metadata?.uid;
-    if (uid) this.#update(uid, pod, type === "DELETED");
+    if (uid) this.#update(uid, essentials(pod, this.#options), type === "DELETED");
   }
 
-  #update(uid: string, full: Pod, gone: boolean): void {
-    const pod = essentials(full, this.#options);
+  /** `pod`: what the tracker keeps of it ({@link essentials}). */
+  #update(uid: string, pod: Pod, gone: boolean): void {
     const entry = this.#entries.get(uid);
     if (entry) {
       entry.pod = pod;
