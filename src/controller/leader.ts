@@ -6,7 +6,7 @@
  * of two candidates exactly one wins. On shutdown the leader gives the Lease up, and the next takes over at once.
  */
 import type { Lease } from "kubernetes-types/coordination/v1";
-import { KubeApiError } from "../kube/errors.ts";
+import { isStatus } from "../kube/errors.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
 import { sleep } from "../retry.ts";
@@ -49,7 +49,7 @@ export async function runLeaderElection(options: LeaderElectionOptions, lead: (s
     try {
       lease = await kube.performRequest<Lease>({ method: "GET", path: leasePath(namespace, name), signal });
     } catch (error) {
-      if (!(error instanceof KubeApiError && error.code === 404)) throw error;
+      if (!isStatus(error, 404)) throw error;
     }
     const mine = (transitions: number, acquired?: string): Lease => ({
       apiVersion: "coordination.k8s.io/v1",
@@ -85,7 +85,7 @@ export async function runLeaderElection(options: LeaderElectionOptions, lead: (s
       return await tryAcquireOrRenew(AbortSignal.any([signal, AbortSignal.timeout(Math.max(timeoutMs, 1))]));
     } catch (error) {
       // 409: another candidate wrote first. Anything else (API down): we cannot tell; the deadline decides.
-      if (error instanceof KubeApiError && error.code === 409) return "other";
+      if (isStatus(error, 409)) return "other";
       if (!signal.aborted) log({ msg: "leader election: attempt failed", lease: `${namespace}/${name}`, error: (error as Error).message });
       return "unknown";
     }

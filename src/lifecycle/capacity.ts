@@ -18,7 +18,7 @@
  */
 import type { Lease } from "kubernetes-types/coordination/v1";
 import type { Pod } from "kubernetes-types/core/v1";
-import { isStatus, KubeApiError } from "../kube/errors.ts";
+import { isStatus } from "../kube/errors.ts";
 import { AGAIN, retryOnConflict } from "../retry.ts";
 import { listPods } from "../kube/pods.ts";
 import { sha256Hex } from "../util/digest.ts";
@@ -172,7 +172,7 @@ async function deleteLease(kube: RestClient, namespace: string, lease: Lease, si
       signal,
     });
   } catch (error) {
-    if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+    if (!isStatus(error, 404, 409)) throw error;
   }
 }
 

@@ -3,7 +3,7 @@
  * Every write tolerates the pod being gone (404): there is then nothing left to record.
  */
 import type { Pod } from "kubernetes-types/core/v1";
-import { isStatus, KubeApiError } from "../kube/errors.ts";
+import { isStatus } from "../kube/errors.ts";
 import { AGAIN, retryOnConflict } from "../retry.ts";
 import { getPod, patchPod, podsPath } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
@@ -18,7 +18,7 @@ function strategicPatch(kube: RestClient, namespace: string, name: string, patch
   });
 }
 
-const gone = (error: unknown) => error instanceof KubeApiError && error.code === 404;
+const gone = (error: unknown) => isStatus(error, 404);
 
 /**
  * Adds our finalizer (a strategic merge patch merges finalizer lists, so others' finalizers stay).
@@ -30,7 +30,7 @@ export async function addFinalizer(kube: RestClient, pod: Pod): Promise<void> {
   try {
     await strategicPatch(kube, namespace, name, { metadata: { uid, finalizers: [LIFECYCLE_FINALIZER] } });
   } catch (error) {
-    if (gone(error) || (error instanceof KubeApiError && (error.code === 409 || error.code === 422))) return;
+    if (gone(error) || isStatus(error, 409, 422)) return;
     throw error;
   }
 }
@@ -41,7 +41,7 @@ export async function recordTransitions(kube: RestClient, pod: Pod, transitions:
   try {
     await strategicPatch(kube, namespace, name, { metadata: { uid, annotations: { [ANNOTATION_EMITTED]: recordValue(transitions) } } });
   } catch (error) {
-    if (gone(error) || (error instanceof KubeApiError && error.code === 409)) return;
+    if (gone(error) || isStatus(error, 409)) return;
     throw error;
   }
 }

@@ -6,7 +6,7 @@ import { Hono } from "hono";
 import type { Pod } from "kubernetes-types/core/v1";
 import * as v from "valibot";
 import { LabelValue } from "../events/schema.ts";
-import { isTransient, KubeApiError } from "../kube/errors.ts";
+import { isStatus, isTransient } from "../kube/errors.ts";
 import { getPod, listPods } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { gatewayOf, LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
@@ -45,7 +45,7 @@ export function clientRoutes(options: StatusOptions): Hono {
     try {
       pod = await getPod(kube, namespace, name);
     } catch (error) {
-      if (!(error instanceof KubeApiError && error.code === 404)) throw error;
+      if (!isStatus(error, 404)) throw error;
     }
     if (!pod || pod.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY) {
       return c.json({ error: `no client pod ${namespace}/${name}: never created, or deleted` }, 404);

@@ -11,7 +11,7 @@ import type { Pod } from "kubernetes-types/core/v1";
 import type { ResultStamp } from "../events/results.ts";
 import type { EventSink } from "../events/sink.ts";
 import { ANNOTATION_TRACEPARENT, ANNOTATION_TRACESTATE, traceOfPod, withTrace } from "../events/trace.ts";
-import { KubeApiError } from "../kube/errors.ts";
+import { isStatus } from "../kube/errors.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
@@ -196,7 +196,7 @@ export class LifecycleTracker {
       else if (this.#abandoned(pod)) {
         const { namespace, name } = pod.metadata as { namespace: string; name: string };
         await deletePod(kube, namespace, name, uid).catch((error) => {
-          if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+          if (!isStatus(error, 404, 409)) throw error;
         });
         log({ msg: "abandoned request: gated pod deleted", pod: name, causationid: pod.metadata?.annotations?.[ANNOTATION_REQUEST_ID] });
       }
@@ -236,7 +236,7 @@ export class LifecycleTracker {
       // Ready after we said it failed. Its `deleted` event follows.
       if (failure?.reason === "ReadyTimeout" && !entry.gone) {
         await deletePod(kube, namespace, name, uid).catch((error) => {
-          if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+          if (!isStatus(error, 404, 409)) throw error;
         });
       }
     }

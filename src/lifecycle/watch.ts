@@ -3,7 +3,7 @@
  * it saw (bookmarks included) when the stream ends or breaks, and lists again when the server says 410 Gone.
  */
 import type { Pod } from "kubernetes-types/core/v1";
-import { KubeApiError, type KubeStatus } from "../kube/errors.ts";
+import { isStatus, KubeApiError, type KubeStatus } from "../kube/errors.ts";
 import { listPods, podsPath } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
@@ -93,7 +93,7 @@ export async function watchPods(options: PodWatchOptions, handlers: PodWatchHand
       if (events === 0 && Date.now() - openedAt < 1_000) await sleep(minBackoffMs, signal);
     } catch (error) {
       if (signal.aborted) break;
-      if (error instanceof KubeApiError && error.code === 410) {
+      if (isStatus(error, 410)) {
         resourceVersion = undefined;
         continue;
       }

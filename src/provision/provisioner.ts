@@ -173,6 +173,6 @@ async function deleteIgnoringGone(kube: RestClient, namespace: string, name: str
     await deletePod(kube, namespace, name, uid, signal);
   } catch (error) {
     // 404: already gone. 409: the uid precondition failed, i.e. it is a newer pod, not the one we judged.
-    if (!(error instanceof KubeApiError && (error.code === 404 || error.code === 409))) throw error;
+    if (!isStatus(error, 404, 409)) throw error;
   }
 }
