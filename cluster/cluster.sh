@@ -211,7 +211,8 @@ build_all() {
 	kwok_stages
 	go_build "$K8S_BIN_DIR" "$CLUSTER_SRC/build/kubernetes" "$(k8s_ldflags)" \
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 	knative_enabled && knative_build_all
 	flock -u 8
 }
