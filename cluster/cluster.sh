@@ -45,6 +45,10 @@ COMPONENTS=(etcd apiserver webhook-foo webhook-bar controller-manager scheduler 
 # Knative Eventing (cluster/knative.sh); PGW_KNATIVE=0 leaves it out
 source "$CLUSTER_SRC/knative.sh"
 knative_enabled && COMPONENTS+=("${KNATIVE_COMPONENTS[@]}")
+# the real node (cluster/node.sh) and the images it runs (cluster/images.sh); PGW_NODE=0 leaves them out
+source "$CLUSTER_SRC/images.sh"
+source "$CLUSTER_SRC/node.sh"
+node_enabled && COMPONENTS+=("${NODE_COMPONENTS[@]}")
 NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
@@ -71,6 +75,8 @@ ensure_prereqs() {
 		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 	fi
 	command -v go >/dev/null || die "Go (>= 1.26) is required to build the cluster binaries"
+	node_enabled && node_prereqs
+	return 0
 }
 
 # ---------------------------------------------------------------- build (cached)
@@ -121,6 +127,7 @@ compute_bin_dirs() {
 		"$VENDOR/gateway-admision-controller" "$VENDOR/kubewebhook")
 	CE_BIN_DIR=$BIN_ROOT/cloudevents-conformance-$(tree_key "$(declare -f build_cloudevents)" "$VENDOR/cloudevents-conformance")
 	knative_bin_dirs
+	node_bin_dirs
 }
 
 go_build() { # out-dir module-dir ldflags pkgs...
@@ -200,6 +207,7 @@ build_all() {
 	done
 	[ -s "$KWOK_BIN_DIR/stages.yaml" ] || done_all=0
 	knative_enabled && { [ -f "$KNATIVE_BIN_DIR/.complete" ] && [ -f "$KNET_BIN_DIR/.complete" ] || done_all=0; }
+	node_enabled && for d in "$CONTAINERD_BIN_DIR" "$RUNC_BIN_DIR" "$COREDNS_BIN_DIR"; do [ -f "$d/.complete" ] || done_all=0; done
 	((done_all)) && return 0
 	exec 8>"$BIN_ROOT/.build-lock"
 	flock 8
@@ -213,6 +221,7 @@ build_all() {
 		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
 		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
+	node_enabled && node_build_all
 	knative_enabled && knative_build_all
 	flock -u 8
 }
@@ -332,6 +341,7 @@ bin_of() {
 	kwok) echo "$KWOK_BIN_DIR/kwok" ;;
 	webhook-foo | webhook-bar) echo "$WEBHOOK_BIN_DIR/gateway-admision-controller" ;;
 	kn-*) knative_bin_of "$1" ;;
+	registry | node-net | containerd | coredns | kubelet | kube-proxy | echo-host) node_bin_of "$1" ;;
 	*) die "unknown component '$1' (known: ${COMPONENTS[*]})" ;;
 	esac
 }
@@ -339,6 +349,7 @@ bin_of() {
 args_of() {
 	case $1 in
 	kn-*) knative_args_of "$1" ;;
+	registry | node-net | containerd | coredns | kubelet | kube-proxy | echo-host) node_args_of "$1" ;;
 	etcd)
 		printf '%s\n' --name=pgw --data-dir="$STATE/etcd" \
 			--listen-client-urls="http://$HOST:$ETCD_CLIENT_PORT" --advertise-client-urls="http://$HOST:$ETCD_CLIENT_PORT" \
@@ -348,7 +359,7 @@ args_of() {
 		;;
 	apiserver)
 		printf '%s\n' --etcd-servers="http://$HOST:$ETCD_CLIENT_PORT" \
-			--bind-address=$HOST --secure-port=$APISERVER_PORT --advertise-address=$HOST \
+			--bind-address=$HOST --secure-port=$APISERVER_PORT \
 			--tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
 			--client-ca-file="$PKI/ca.crt" \
 			--service-account-issuer=https://kubernetes.default.svc.cluster.local \
@@ -356,10 +367,18 @@ args_of() {
 			--service-cluster-ip-range=10.96.0.0/16 \
 			--authorization-mode=Node,RBAC \
 			--allow-privileged=true \
-			--endpoint-reconciler-type=none \
 			--proxy-client-cert-file="$PKI/apiserver-webhook-client.crt" --proxy-client-key-file="$PKI/apiserver-webhook-client.key" \
 			--profiling=false \
 			--cert-dir="$STATE/apiserver-certs"
+		# pods reach the API server at the node's address (kubernetes.default → node-net); the API server
+		# reaches the kubelet there for logs and exec, checking its serving certificate
+		if node_enabled; then
+			printf '%s\n' --advertise-address=$NODE_IP --endpoint-reconciler-type=lease \
+				--kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+				--kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP
+		else
+			printf '%s\n' --advertise-address=$HOST --endpoint-reconciler-type=none
+		fi
 		;;
 	controller-manager)
 		printf '%s\n' --kubeconfig="$KCFG_DIR/controller-manager.kubeconfig" \
@@ -431,6 +450,7 @@ healthy() {
 	webhook-foo) curl -fsS --max-time 2 --cacert "$PKI/webhook-ca.crt" "https://$HOST:$WEBHOOK_FOO_PORT/wh/health" >/dev/null 2>&1 ;;
 	webhook-bar) curl -fsS --max-time 2 --cacert "$PKI/webhook-ca.crt" "https://$HOST:$WEBHOOK_BAR_PORT/wh/health" >/dev/null 2>&1 ;;
 	kn-*) knative_healthy "$c" ;;
+	*) node_healthy "$c" ;;
 	esac
 }
 
@@ -472,6 +492,7 @@ launch_component() { # component
 		sh "$STATE/webhook-etc/resolv.conf" "$STATE/webhook-etc/hosts-${c#webhook-}") ;;
 	# in its network namespace, with its environment (cluster/knative.sh); ip netns and env exec the binary
 	kn-*) mapfile -t wrap < <(knative_launcher "$c") ;;
+	containerd | echo-host) mapfile -t wrap < <(node_launcher "$c") ;;
 	esac
 	# close the lock descriptors so the long-running process does not hold the locks
 	setsid "${wrap[@]}" "$bin" "${args[@]}" >>"$LOGS/$c.log" 2>&1 </dev/null 8>&- 9>&- &
@@ -550,6 +571,7 @@ stray_pids() {
 		case $exe in
 		# any build (another PGW_CACHE_DIR too); the state dir in its command line makes it this cluster's
 		*/etcd | */kube-apiserver | */kube-controller-manager | */kube-scheduler | */kwok | */gateway-admision-controller) ;;
+		*/containerd | */kubelet | */kube-proxy | */coredns) ;;
 		*) continue ;;
 		esac
 		cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
@@ -678,6 +700,8 @@ export PGW_GATEWAY_WEBHOOK_CA_FILE=$PKI/webhook-ca.crt
 export CLOUDEVENTS_CLI=$CE_BIN_DIR/cloudevents
 EOF
 	knative_env
+	node_env
+	images_env
 }
 
 state_lock() {
@@ -691,6 +715,7 @@ cmd_up() {
 	build_all
 	state_lock
 	ensure_config
+	node_enabled && node_config
 	# etcd, then the apiserver; the rest only need the apiserver and start side by side
 	start_component etcd
 	start_component apiserver
@@ -704,6 +729,7 @@ cmd_up() {
 		await_component "${rest[i]}" "${launched[i]}"
 	done
 	bootstrap
+	node_up
 	knative_up
 	log "cluster up in $((SECONDS - t0))s: $API_URL (kubeconfig $KUBECONFIG_PATH)"
 }
@@ -725,6 +751,7 @@ cmd_down() {
 		stop_pid "$pid"
 	done
 	knative_down
+	node_down
 	# fresh etcd data next time; certificates stay cached
 	rm -rf "$STATE/etcd"
 	log "cluster down"

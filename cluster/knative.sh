@@ -95,6 +95,7 @@ knative_args_of() {
 		-route="*-kn-channel.*.$svc=$HOST:$KN_DISPATCHER_PORT" \
 		-route="kubernetes.default.$svc=$HOST:$APISERVER_PORT" \
 		-route="kubernetes.default.svc=$HOST:$APISERVER_PORT" \
+		-route="*.svc.cluster.local=dns" -cluster-dns="$CLUSTER_DNS_IP:53" \
 		-out="$HOST:$KN_WEBHOOK_PORT=${KN_NETNS_PREFIX}webhook:127.0.0.1:8443" \
 		-out="$HOST:$KN_IMC_WEBHOOK_PORT=${KN_NETNS_PREFIX}imc-controller:127.0.0.1:8443" \
 		-out="$HOST:$KN_SINK_PORT=${KN_NETNS_PREFIX}sink:127.0.0.1:8080"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job, end to end (`npm run demo`): bring up the local cluster with Knative Eventing, apply deploy/,
-# start the provisioner and a `cloudevents listen` sink (in the cloudevents-player's place) on this machine,
-# send one io.podgateway.client.pending event for gateway foo to the Broker with curl (a token for the Broker's
-# audience: Eventing's OIDC is on, deploy/ turns sender authentication on), and print the result
-# event the sink received and the routed pod. Leaves the cluster running (`npm run cluster -- down`).
+# The main job, end to end (`npm run demo`): bring up the local cluster (Knative Eventing, the real node with
+# gateways foo and bar, the echo host), build our image into the local registry, apply deploy/ (cluster/deploy),
+# run the provisioner as a pod of that image (behind the Knative Serving stand-in) and a `cloudevents listen` sink
+# in the cloudevents-player's place, send one io.podgateway.client.pending event for gateway foo to the Broker with
+# curl, and print the result event, the client pod running on the real node, and what the echo host saw of the
+# client's request: foo's gateway pod's address. Leaves the cluster running (`npm run cluster -- down`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -13,56 +14,40 @@ bash cluster/cluster.sh up
 eval "$(bash cluster/cluster.sh env)"
 kc() { "$KUBECTL" "$@"; }
 mkdir -p .cache
-log="$PWD/.cache/demo-service.log"
 sinklog="$PWD/.cache/demo-sink.log"
 
-echo "--- applying deploy/ (kubectl apply -k cluster/deploy: namespaces, Broker, RBAC, Knative Services, Triggers, ...)"
+echo "--- building our image (FROM scratch, one executable) into the local registry"
+bash scripts/publish-local.sh >/dev/null
+
+echo "--- applying deploy/ (kubectl apply -k cluster/deploy: namespaces, Broker, RBAC, Knative Services, Triggers, controller, ...)"
 until [ -z "$(kc get namespace podgateway podgateway-clients --ignore-not-found -o jsonpath='{.items[?(@.status.phase=="Terminating")].metadata.name}')" ]; do sleep 1; done
 fresh=$(kc get namespace podgateway --ignore-not-found -o name)
 kc apply --server-side --force-conflicts --field-manager=demo -k cluster/deploy >/dev/null
+# the pod-gateway chart copies each gateway's settings ConfigMap into the namespaces it routes
+for gw in foo bar; do
+  node cluster/pod-gateway-chart.ts --release $gw --namespace gateways -f deploy/pod-gateway-$gw-values.yaml \
+    -f cluster/pod-gateway-local-values.yaml --configmap-in podgateway-clients
+done | kc apply --server-side --field-manager=demo -f - >/dev/null
 # The broker filter and dispatcher cache the OIDC tokens they mint per ServiceAccount name for an hour: after
 # the namespace was deleted (e.g. by the tests), the same names' old tokens are refused. Start them afresh.
 if [ -z "$fresh" ]; then
   for c in kn-filter kn-dispatcher; do bash cluster/cluster.sh stop "$c" && bash cluster/cluster.sh start "$c"; done
 fi
 
-# The provisioner runs as deploy/service.yaml configures it (sender authentication on: the Trigger's audience
-# and identity), as its ServiceAccount; the template is the file the mounted ConfigMap is generated from.
-shipped_env() {
-  node -e 'const y = require("yaml"); const s = y.parseAllDocuments(require("fs").readFileSync("deploy/service.yaml", "utf8"))
-    .map((d) => d.toJS()).find((o) => o?.kind === "Service");
-    for (const e of s.spec.template.spec.containers[0].env) if (e.value !== undefined) console.log(`${e.name}=${e.value}`)'
-}
-mapfile -t envs < <(shipped_env)
-envs+=("CLIENT_POD_TEMPLATE=$PWD/deploy/client-pod-template.yaml")
-audience=$(printf '%s\n' "${envs[@]}" | sed -n 's/^OIDC_AUDIENCE=//p')
-sakube="$PWD/.cache/demo-provisioner.kubeconfig"
-kc config view --raw --minify >"$sakube"
-chmod 600 "$sakube"
-KUBECONFIG=$sakube kc config set-credentials podgateway-provisioner \
-  --token="$(kc create token podgateway-provisioner -n podgateway --duration=3600s)" >/dev/null
-KUBECONFIG=$sakube kc config set-context --current --user=podgateway-provisioner >/dev/null
-
-# Knative Serving does not run here: the Knative Services' addresses are set through their status.
-address() { # service url [audience]
-  kc patch services.serving.knative.dev "$1" -n podgateway --subresource=status --type=merge \
-    -p "{\"status\":{\"url\":\"$2\",\"address\":{\"url\":\"$2\"${3:+,\"audience\":\"$3\"}},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}" >/dev/null
-}
-
-port="${DEMO_PORT:-18080}"
-echo "--- starting the provisioner on 127.0.0.1:$port (log: $log) and the sink (log: $sinklog)"
+echo "--- the sink (cloudevents listen, log: $sinklog) in the cloudevents-player's place"
 ip netns exec "$PGW_KNATIVE_SINK_NETNS" "$CLOUDEVENTS_CLI" listen -P 8080 >"$sinklog" 2>&1 &
 sink=$!
-env "${envs[@]}" KUBECONFIG="$sakube" HOST=127.0.0.1 PORT="$port" node src/main/node.ts >"$log" 2>&1 &
-service=$!
-trap 'kill "$service" "$sink" 2>/dev/null; wait "$service" "$sink" 2>/dev/null || true; rm -f "$sakube"' EXIT
-for _ in $(seq 100); do
-  curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && curl -fsS "$PGW_KNATIVE_SINK_URL/history" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-address podgateway-provisioner "http://127.0.0.1:$port" "$audience"
-address cloudevents-player "$PGW_KNATIVE_SINK_URL"
+trap 'kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true' EXIT
+until curl -fsS "$PGW_KNATIVE_SINK_URL/history" >/dev/null 2>&1; do sleep 0.1; done
+kc patch services.serving.knative.dev cloudevents-player -n podgateway --subresource=status --type=merge \
+  -p "{\"status\":{\"url\":\"$PGW_KNATIVE_SINK_URL\",\"address\":{\"url\":\"$PGW_KNATIVE_SINK_URL\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}" >/dev/null
+
+echo "--- the provisioner as a pod of our image on the real node (Knative Serving stand-in: its revision as a Deployment)"
+until [ -n "$(kc get sinkbinding podgateway-provisioner -n podgateway -o jsonpath='{.status.sinkUri}')" ]; do sleep 0.5; done
+node cluster/serving-standin.ts podgateway podgateway-provisioner
+kc rollout status -n podgateway deployment/podgateway-provisioner-controller --timeout=180s >/dev/null
 kc wait -n podgateway --for=condition=Ready --timeout=60s broker/default trigger/podgateway-provisioner trigger/cloudevents-player >/dev/null
+kc get pods -n podgateway -o wide
 
 # With Eventing's OIDC on, the Broker's ingress wants a token for its audience from a sender in its namespace.
 kc create serviceaccount demo-sender -n podgateway --dry-run=client -o yaml | kc apply --server-side --field-manager=demo -f - >/dev/null
@@ -87,25 +72,32 @@ curl -sS -i "$PGW_KNATIVE_INGRESS_URL/podgateway/default" -H 'authorization: Bea
   -d '{"gateway_name":"foo"}'
 echo
 
-echo "--- what the sink (cloudevents listen, subscribed like the cloudevents-player) received"
-for _ in $(seq 150); do
+echo "--- the result event the sink received"
+for _ in $(seq 300); do
   grep -qi "causationid: $id" "$sinklog" && break
   sleep 0.2
 done
 # the sink prints every event on the broker as YAML: show the ones of this request
-awk -v id="$id" 'BEGIN{RS="---\n"} index($0, id) && !/probe/ {printf "%s---\n", $0}' "$sinklog"
+awk -v id="$id" 'BEGIN{RS="---\n"} index($0, id) && /scheduling/ {printf "%s---\n", $0}' "$sinklog"
 pod=$(awk -v id="causationid: $id" '/^---/{s=""} /subject:/{s=$2} index(tolower($0),id){print s; exit}' "$sinklog")
-[ -n "$pod" ] || { echo "no result event at the sink: see $log"; exit 1; }
+[ -n "$pod" ] || { echo "no result event at the sink: see kubectl logs -n podgateway deployment/podgateway-provisioner-standin"; exit 1; }
 
-echo "--- the client pod, as the API server has it"
-for _ in $(seq 100); do
-  phase=$(kc get pod -n podgateway-clients "$pod" -o jsonpath='{.status.phase}')
-  [ "$phase" = Running ] && break
-  sleep 0.2
-done
+echo "--- the client pod, running on the real node"
+kc wait -n podgateway-clients --for=condition=Ready --timeout=180s pod/"$pod" >/dev/null
 kc get pod -n podgateway-clients "$pod" -o wide
-echo "init containers: $(kc get pod -n podgateway-clients "$pod" -o jsonpath='{.spec.initContainers[*].name}')"
-echo "containers:      $(kc get pod -n podgateway-clients "$pod" -o jsonpath='{.spec.containers[*].name}')"
-echo "gateway-init:    $(kc get pod -n podgateway-clients "$pod" -o jsonpath='{.spec.initContainers[?(@.name=="gateway-init")].env}')"
-echo "--- service log"
-cat "$log"
+echo "--- gateway-init: the tunnel to foo's gateway and its DHCP lease"
+kc logs -n podgateway-clients "$pod" -c gateway-init | grep -E "lease of|Gateway ready" || true
+
+echo "--- the client's request to the echo host ($PGW_ECHO_URL, outside the cluster), from inside the client"
+seen=$(kc exec -n podgateway-clients "$pod" -c client -- curl -sS --max-time 5 "$PGW_ECHO_URL/hello-from/$pod")
+gw=$(kc get pods -n gateways -l app.kubernetes.io/instance=foo -o jsonpath='{.items[0].metadata.name} {.items[0].status.podIP}')
+client_ip=$(kc get pod -n podgateway-clients "$pod" -o jsonpath='{.status.podIP}')
+echo "echo host saw: $seen"
+remote=$(printf '%s' "$seen" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).remote_address))')
+if [ "$remote" = "${gw#* }" ]; then
+  echo "=> the client's traffic left through gateway foo: it arrived from ${gw#* } (pod ${gw% *}), not from the client's own $client_ip"
+else
+  echo "=> NOT ROUTED: the request arrived from $remote; gateway foo is ${gw#* }, the client $client_ip"
+  exit 1
+fi
+echo "--- pod traffic to non-local addresses dropped by the node (must be 0): $(iptables -t mangle -L "$PGW_EGRESS_CHAIN" -v -x -n | awk '/DROP/ {print $1}')"

@@ -20,6 +20,11 @@ step "local cluster"
 bash cluster/cluster.sh up
 trap 'bash cluster/cluster.sh down' EXIT
 
+# Our image runs as pods on the real node (test/e2e/in-cluster.test.ts): the single executable, built once, in
+# the image pushed to the local registry; the executable's own e2e run below uses the same build.
+step "single executable and image"
+bash scripts/publish-local.sh >/dev/null || status=1
+
 # Unit files run in parallel; e2e files one at a time, since some stop the API server on purpose.
 step "Node $(node --version): unit tests"
 node --test 'test/unit/**/*.test.ts' || status=1
@@ -33,12 +38,17 @@ deno test --allow-all --no-check test/unit test/harness test/e2e || status=1
 # The single executable users run gets the same e2e and fault suites: every e2e file that starts the service,
 # run by Node with the service being dist/podgateway-provisioner (test/support/runtime.ts).
 step "single executable (Bun): e2e and fault tests"
-bash scripts/build.sh >/dev/null || status=1
 PGW_TEST_SERVICE=exe node --test --test-concurrency=1 $(grep -l startService test/e2e/*.test.ts | grep -v deno-task-dev) || status=1
 
 # Benchmarks are not timed tests: here only the harness is exercised (lost, duplicated or unrouted events fail it).
 step "bench --quick: smoke test of the benchmark harness"
 node bench/run.ts --quick || status=1
+
+# `down` leaves nothing behind: no process, mount, netns, iptables rule, interface or cgroup
+step "cluster down, and nothing left of it"
+trap - EXIT
+bash cluster/cluster.sh down || status=1
+node --test test/harness/after-down.ts || status=1
 
 echo
 if [ "$status" -eq 0 ]; then echo "=== all test runs passed"; else echo "=== some test runs FAILED"; fi

@@ -4,7 +4,8 @@
 //   - an HTTP forward proxy (-proxy) for the data plane: absolute-URI requests to cluster-local
 //     service names (-route host-glob=127.0.0.1:port) go to the local port with the Host header
 //     kept (the IMC dispatcher routes on it); CONNECT to a routed name is tunnelled the same way
-//     (https://kubernetes.default.svc for OIDC discovery);
+//     (https://kubernetes.default.svc for OIDC discovery); a route to "dns" keeps the name and port and
+//     resolves the name with the cluster's DNS (-cluster-dns): Services whose pods run on the real node;
 //   - forwards into network namespaces (-in netns:listen=target): listens inside the namespace,
 //     dials target on the host (the API server port for the controllers);
 //   - forwards out of them (-out listen=netns:target): listens on the host, dials target inside
@@ -14,6 +15,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -42,7 +44,14 @@ func main() {
 	flag.Var(&routesF, "route", "host-glob=target (repeatable), for -proxy")
 	flag.Var(&inF, "in", "netns:listen=target (repeatable): listen inside netns, dial target on the host")
 	flag.Var(&outF, "out", "listen=netns:target (repeatable): listen on the host, dial target inside netns")
+	clusterDNS := flag.String("cluster-dns", "", "DNS server (ip:port) for routes to \"dns\"")
 	flag.Parse()
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	if *clusterDNS != "" {
+		dialer.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, *clusterDNS)
+		}}
+	}
 
 	var routes []route
 	for _, r := range routesF {
@@ -83,10 +92,11 @@ func main() {
 	if *proxyAddr == "" {
 		select {}
 	}
-	p := &proxy{routes: routes, rp: &httputil.ReverseProxy{
+	p := &proxy{routes: routes, dialer: dialer, rp: &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {},
 		Transport: &http.Transport{
 			Proxy:               nil,
+			DialContext:         dialer.DialContext,
 			MaxIdleConns:        1000,
 			MaxIdleConnsPerHost: 1000,
 			IdleConnTimeout:     90 * time.Second,
@@ -99,6 +109,7 @@ func main() {
 
 type proxy struct {
 	routes []route
+	dialer *net.Dialer
 	rp     *httputil.ReverseProxy
 }
 
@@ -109,6 +120,9 @@ func (p *proxy) target(hostport string) (string, bool) {
 	}
 	for _, r := range p.routes {
 		if ok, _ := path.Match(r.glob, host); ok {
+			if r.target == "dns" {
+				return withPort(hostport), true
+			}
 			return r.target, true
 		}
 	}
@@ -127,7 +141,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodConnect {
-		up, err := net.DialTimeout("tcp", target, 5*time.Second)
+		up, err := p.dialer.Dial("tcp", target)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -150,6 +164,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	out.URL.Scheme = "http"
 	out.URL.Host = target
 	p.rp.ServeHTTP(w, out)
+}
+
+// withPort adds HTTP's default port to a Host header without one.
+func withPort(hostport string) string {
+	if _, _, err := net.SplitHostPort(hostport); err == nil {
+		return hostport
+	}
+	return net.JoinHostPort(hostport, "80")
 }
 
 func serve(ln net.Listener, dial func() (net.Conn, error)) {

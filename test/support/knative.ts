@@ -12,6 +12,7 @@ import { parseAllDocuments } from "yaml";
 import { OutputData } from "../../src/events/schema.ts";
 import { cluster, repo, serviceAccountKubeconfig, waitFor } from "./cluster.ts";
 import { checkData } from "./received.ts";
+import { routeNamespace } from "./real-node.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "./service.ts";
 
 export const SERVICE_NS = "podgateway";
@@ -69,7 +70,16 @@ export async function applyDeploy(): Promise<void> {
     cluster("stop", c);
     cluster("start", c);
   }
-  kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-k", join(repo, "cluster/deploy"));
+  // These tests run the controller on this machine (startShippedController, which they stop and restart): the
+  // shipped Deployment, which runs on the real node, gets no replicas here.
+  const manifests = parseAllDocuments(kubectl("kustomize", join(repo, "cluster/deploy"))).map((doc) => doc.toJS());
+  for (const object of manifests) if (object?.kind === "Deployment" && object.metadata.name === CONTROLLER) object.spec.replicas = 0;
+  const env = knativeEnv();
+  const applied = spawnSync(env.KUBECTL, ["apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-f", "-"], {
+    encoding: "utf8", input: JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests.filter(Boolean) }), env: { ...process.env, KUBECONFIG: env.KUBECONFIG },
+  });
+  if (applied.status !== 0) throw new Error(`kubectl apply of cluster/deploy: ${applied.stderr}`);
+  routeNamespace(CLIENT_NS);
 }
 
 /**
@@ -284,8 +294,11 @@ export interface Flow {
   stop: () => Promise<void>;
 }
 
-/** Sets up the flow and waits until the broker delivers; `history`: how many events the sink keeps. */
-export async function startFlow(history?: number): Promise<Flow> {
+/**
+ * Sets up the flow and waits until the broker delivers; `history`: how many events the sink keeps; `env`: the
+ * provisioner's, over the shipped one (e.g. the real node's client pod template).
+ */
+export async function startFlow(history?: number, env: Record<string, string> = {}): Promise<Flow> {
   await applyDeploy();
   let sink: Sink | undefined;
   let service: RunningService | undefined;
@@ -293,7 +306,7 @@ export async function startFlow(history?: number): Promise<Flow> {
   try {
     sink = await startSink(history);
     setServiceAddress(PLAYER, sink.url);
-    service = await startProvisioner();
+    service = await startProvisioner(env);
     controller = await startShippedController();
     await waitReady("brokers.eventing.knative.dev", "default");
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
