@@ -478,6 +478,21 @@ node_container_pids() {
 	done
 }
 
+# kube-proxy's and the kubelet's chains (KUBE-*, in every table, IPv4 and IPv6) and the rules that jump to them
+node_iptables_clean() {
+	local cmd table line chain
+	for cmd in iptables ip6tables; do
+		for table in filter nat mangle; do
+			"$cmd-save" -t $table 2>/dev/null | grep -q KUBE- || continue
+			while read -r line; do
+				eval "$cmd -t $table -D ${line#-A }" 2>/dev/null || true
+			done < <("$cmd-save" -t $table | grep -E '^-A [A-Z]+ .*-j KUBE-')
+			for chain in $("$cmd-save" -t $table | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do "$cmd" -t $table -F "$chain"; done
+			for chain in $("$cmd-save" -t $table | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do "$cmd" -t $table -X "$chain"; done
+		done
+	done
+}
+
 # after the processes are stopped: containers, mounts, kube-proxy's rules, cgroups, network
 node_down() {
 	local pid m h
@@ -485,9 +500,7 @@ node_down() {
 	for m in $(awk -v d="$NODE_DIR/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
 		umount -l "$m" 2>/dev/null || true
 	done
-	if [ -x "$K8S_BIN_DIR/kube-proxy" ] && iptables-save -t nat 2>/dev/null | grep -q KUBE-; then
-		"$K8S_BIN_DIR/kube-proxy" --cleanup >/dev/null 2>&1 || true
-	fi
+	node_iptables_clean
 	for h in /sys/fs/cgroup/*/"$NODE_CGROUP"; do
 		[ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null
 	done

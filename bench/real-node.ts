@@ -1,0 +1,132 @@
+/**
+ * `node bench/real-node.ts [--clients=20]`: what a user waits for on a real node (a bench mode, not CI).
+ *
+ * On the local cluster (`npm run cluster -- up`, real node on): deploy/ as the tests apply it, the provisioner (the
+ * single executable, `PGW_TEST_SERVICE=exe` is set here) with the real node's client pod template, and the sink.
+ * `--clients` pending events for gateway foo go to the broker one at a time (cold: no pool; the images are pulled
+ * once before), and each client pod is followed until Ready, polled every 20 ms:
+ *   accepted (the broker answered 202) → created (the pod exists) → scheduled (nodeName set) → sandbox (pod IP:
+ *   the sandbox and its network exist) → gateway-init done (terminated, exit 0) → Ready.
+ * Then the node's components idle for 60 s with every client running: their RSS and CPU.
+ * Writes bench/results/real-node-<date>.json; BENCHMARKS.md's "Real node" section comes from the newest one.
+ */
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { dirname, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import type { Pod } from "kubernetes-types/core/v1";
+import { clientPodName } from "../src/provision/client-pod.ts";
+import { cpuSeconds, rssMiB, sleep } from "./lib/cluster.ts";
+import { machine } from "./lib/facts.ts";
+import { round, summarize } from "./lib/stats.ts";
+import { clusterEnv, getPodOrNull } from "../test/support/cluster.ts";
+import { CLIENT_NS, sendToBroker, startFlow } from "../test/support/knative.ts";
+import { REAL_NODE_TEMPLATE } from "../test/support/real-node.ts";
+import { writeReport } from "./report.ts";
+
+process.env.PGW_TEST_SERVICE ??= "exe";
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const { values: flags } = parseArgs({ options: { clients: { type: "string", default: "20" } } });
+const CLIENTS = Number(flags.clients);
+
+/** The moments (ms since the event was sent) a client passes each phase. */
+interface Timeline { accepted: number; created: number; scheduled: number; sandbox: number; gatewayInit: number; ready: number }
+const PHASES = ["accepted", "created", "scheduled", "sandbox", "gatewayInit", "ready"] as const;
+
+function reached(pod: Pod | null): Partial<Record<keyof Timeline, boolean>> {
+  const init = pod?.status?.initContainerStatuses?.find((s) => s.name === "gateway-init");
+  return {
+    created: pod !== null,
+    scheduled: Boolean(pod?.spec?.nodeName),
+    sandbox: Boolean(pod?.status?.podIP),
+    gatewayInit: init?.state?.terminated?.exitCode === 0,
+    ready: pod?.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") === true,
+  };
+}
+
+async function followOne(i: number, stamp: string): Promise<Timeline> {
+  const event = { id: `bench-real-${stamp}-${i}`, source: "/bench/real-node", type: "io.podgateway.client.pending", data: { gateway_name: "foo" } };
+  const name = clientPodName(event);
+  const t0 = performance.now();
+  const timeline: Partial<Timeline> = {};
+  const sent = sendToBroker(event).then(async (response) => {
+    if (response.status !== 202) throw new Error(`broker answered ${response.status}: ${await response.text()}`);
+    timeline.accepted = performance.now() - t0;
+  });
+  while (timeline.ready === undefined) {
+    if (performance.now() - t0 > 180_000) throw new Error(`client ${name} not Ready after 180 s: ${JSON.stringify(timeline)}`);
+    const now = performance.now() - t0;
+    for (const [phase, yes] of Object.entries(reached(await getPodOrNull(CLIENT_NS, name)))) {
+      if (yes) timeline[phase as keyof Timeline] ??= now;
+    }
+    await sleep(20);
+  }
+  await sent;
+  return timeline as Timeline;
+}
+
+/** The node's host processes by component, from the cluster's pid files; the shims summed. */
+function nodeProcesses(): Record<string, number[]> {
+  const env = clusterEnv();
+  const pids: Record<string, number[]> = {};
+  for (const c of ["containerd", "kubelet", "kube-proxy", "coredns", "registry", "node-net", "echo-host"]) {
+    try {
+      pids[c] = [Number(readFileSync(`${env.PGW_CLUSTER_STATE_DIR}/pids/${c}.pid`, "utf8"))];
+    } catch {
+      pids[c] = [];
+    }
+  }
+  pids.shims = [];
+  for (const p of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readlinkSync(`/proc/${p}/exe`).endsWith("/containerd-shim-runc-v2")) pids.shims.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+/** RSS (MiB) and CPU (ms per second) of each component over `seconds` of idling. */
+async function idleCost(seconds: number) {
+  const pids = nodeProcesses();
+  const cpu = (list: number[]) => list.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const before = Object.fromEntries(Object.entries(pids).map(([c, list]) => [c, cpu(list)]));
+  await sleep(seconds * 1000);
+  return Object.fromEntries(Object.entries(pids).map(([c, list]) => [c, {
+    processes: list.length,
+    rssMiB: round(list.reduce((sum, pid) => sum + rssMiB(pid).rss, 0), 1),
+    cpuMsPerS: round(((cpu(list) - before[c]!) * 1000) / seconds, 2),
+  }]));
+}
+
+const startedAt = new Date();
+const flow = await startFlow(undefined, { CLIENT_POD_TEMPLATE: REAL_NODE_TEMPLATE });
+const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
+try {
+  // one client first: the images are pulled once, and a user's first client pays for that, not every client
+  const first = await followOne(-1, stamp);
+  const timelines: Timeline[] = [];
+  for (let i = 0; i < CLIENTS; i++) timelines.push(await followOne(i, stamp));
+  const phase = (from: keyof Timeline | "sent", to: keyof Timeline) =>
+    summarize(timelines.map((t) => t[to] - (from === "sent" ? 0 : t[from])));
+  const steps = PHASES.slice(1).map((to, k) => ({ from: PHASES[k]!, to, ms: phase(PHASES[k]!, to) }));
+  const idle = await idleCost(60);
+  const results = {
+    startedAt: startedAt.toISOString(),
+    machine: machine(),
+    clients: CLIENTS,
+    firstClientMs: Object.fromEntries(Object.entries(first).map(([k, v]) => [k, round(v, 0)])),
+    acceptedToReadyMs: phase("accepted", "ready"),
+    sentToReadyMs: phase("sent", "ready"),
+    steps,
+    idle,
+  };
+  const dir = resolve(repo, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  const file = resolve(dir, `real-node-${stamp}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+  console.log(`wrote ${relative(repo, file)}`);
+  console.log(JSON.stringify({ acceptedToReady: results.acceptedToReadyMs, steps: steps.map((s) => [s.to, s.ms.p50, s.ms.p90]) }, null, 1));
+  writeReport(repo);
+} finally {
+  await flow.stop();
+}
