@@ -257,8 +257,13 @@ ensure_certs() {
 	mkdir -p "$PKI"
 	chmod 700 "$PKI"
 	gen_ca ca "pgw-local-cluster-ca"
+	# the node's address too: the API server advertises it (kubernetes.default, its OIDC jwks_uri); a certificate
+	# made before the node existed is made again
+	if [ -f "$PKI/apiserver.crt" ] && ! openssl x509 -in "$PKI/apiserver.crt" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:$NODE_IP\$"; then
+		rm -f "$PKI/apiserver.crt"
+	fi
 	gen_cert apiserver ca "/CN=kube-apiserver" serverAuth \
-		"IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+		"IP:127.0.0.1,IP:10.96.0.1,IP:$NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 	gen_cert admin ca "/O=system:masters/CN=kubernetes-admin" clientAuth
 	gen_cert controller-manager ca "/CN=system:kube-controller-manager" clientAuth
 	gen_cert scheduler ca "/CN=system:kube-scheduler" clientAuth

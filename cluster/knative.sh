@@ -130,8 +130,9 @@ knative_launcher() {
 	kn-controller) printf '%s\n' APISERVER_RA_IMAGE=none AUTH_PROXY_IMAGE=none ;;
 	kn-imc-controller) printf '%s\n' WEBHOOK_NAME=inmemorychannel-webhook WEBHOOK_PORT=8443 DISPATCHER_IMAGE=none ;;
 	kn-ingress | kn-filter | kn-dispatcher)
-		# the data plane reaches cluster-local names (and https://kubernetes.default.svc for OIDC) via the proxy
-		printf '%s\n' "HTTP_PROXY=http://$HOST:$KN_PROXY_PORT" "HTTPS_PROXY=http://$HOST:$KN_PROXY_PORT" NO_PROXY=127.0.0.1,localhost
+		# the data plane reaches cluster-local names (and https://kubernetes.default.svc for OIDC) via the proxy; the
+		# API server's own address (its OIDC jwks_uri names the advertised one, the node's) directly
+		printf '%s\n' "HTTP_PROXY=http://$HOST:$KN_PROXY_PORT" "HTTPS_PROXY=http://$HOST:$KN_PROXY_PORT" "NO_PROXY=127.0.0.1,localhost,$NODE_IP"
 		;;
 	esac
 	case $c in

@@ -113,7 +113,7 @@ node_launcher() {
 
 node_healthy() {
 	case $1 in
-	registry) curl -fsS --max-time 2 -o /dev/null "http://$LOCAL_REGISTRY/v2/" ;;
+	registry) curl -fsS --max-time 2 -o /dev/null "http://$LOCAL_REGISTRY/v2/" 2>/dev/null ;;
 	node-net) curl -fsS --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
 		--resolve "kubernetes:$APISERVER_PORT:$NODE_IP" "https://kubernetes:$APISERVER_PORT/readyz" >/dev/null 2>&1 ;;
 	containerd) "$CONTAINERD_BIN_DIR/ctr" --address "$CONTAINERD_SOCK" version >/dev/null 2>&1 ;;
