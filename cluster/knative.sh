@@ -203,6 +203,19 @@ knative_features() {
 		"$KN_NS" "$([ "${PGW_KNATIVE_OIDC:-1}" = 0 ] && echo disabled || echo enabled)"
 }
 
+# Pods on the real node (the controller's K_SINK is the Broker's address) reach the broker ingress, a host process,
+# at the node's address: its Service loses its selector (the ingress Deployment's pods are kwok's, never running)
+# and gets an Endpoints object naming that address, which the mirroring controller turns into an EndpointSlice.
+knative_ingress_for_pods() {
+	node_enabled || return 0
+	kc patch service broker-ingress -n $KN_NS --type=json -p '[{"op":"remove","path":"/spec/selector"}]' >/dev/null 2>&1 || true
+	kc delete endpointslices -n $KN_NS --ignore-not-found \
+		-l kubernetes.io/service-name=broker-ingress,endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io >/dev/null
+	printf -- '---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: broker-ingress, namespace: %s}\nsubsets:\n- addresses: [{ip: "%s"}]\n  ports: [{name: http, port: %s, protocol: TCP}, {name: https, port: %s, protocol: TCP}]\n' \
+		"$KN_NS" "$NODE_IP" "$KN_INGRESS_PORT" "$KN_INGRESS_HTTPS_PORT" |
+		kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
+}
+
 knative_kubeconfigs() {
 	local c sa token deadline=$((SECONDS + 60))
 	for c in "${KNATIVE_COMPONENTS[@]}"; do
@@ -255,6 +268,7 @@ knative_up() {
 	kc apply --server-side --force-conflicts --field-manager=pgw-cluster "${files[@]}" >/dev/null
 	knative_local_manifests | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
 	knative_features | kc apply --server-side --force-conflicts --field-manager=pgw-cluster-features -f - >/dev/null
+	knative_ingress_for_pods
 	kc wait --for=condition=Established --timeout=60s crd/brokers.eventing.knative.dev crd/triggers.eventing.knative.dev \
 		crd/inmemorychannels.messaging.knative.dev crd/subscriptions.messaging.knative.dev >/dev/null
 	knative_kubeconfigs

@@ -9,12 +9,12 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { repo, waitFor } from "../support/cluster.ts";
+import { clusterEnv, repo, waitFor } from "../support/cluster.ts";
 import {
-  awaitDelivery, brokerToken, CLIENT_NS, CONTROLLER, kubectl, PLAYER, PROVISIONER, removeDeploy, SERVICE_NS,
+  applyDeploy, awaitDelivery, brokerToken, CLIENT_NS, CONTROLLER, kubectl, PLAYER, PROVISIONER, removeDeploy, SERVICE_NS,
   setServiceAddress, type Sink, startSink, waitReady,
 } from "../support/knative.ts";
-import { askEcho, containerProcess, gatewayPod, nodeEnv, provisionThroughBroker, routeNamespace } from "../support/real-node.ts";
+import { askEcho, containerProcess, gatewayPod, nodeEnv, provisionThroughBroker } from "../support/real-node.ts";
 
 const pods = (selector: string) =>
   kubectl("get", "pods", "-n", SERVICE_NS, "-l", selector, "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}").split("\n").filter(Boolean);
@@ -23,16 +23,14 @@ describe("deploy/ on the real node: our image runs the provisioner and its contr
   let sink: Sink;
 
   before(async () => {
-    removeDeploy();
-    await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
-      kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "--ignore-not-found", "-o", "name") === "", 180_000);
-    kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=e2e-in-cluster", "-k", join(repo, "cluster/deploy"));
-    routeNamespace(CLIENT_NS);
+    await applyDeploy({ shippedController: true });
     sink = await startSink();
     setServiceAddress(PLAYER, sink.url);
     await waitFor("the provisioner's SinkBinding to be ready", async () =>
       kubectl("get", "sinkbindings.sources.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.sinkUri}") !== "", 60_000);
-    execFileSync(join(repo, "node_modules/.bin/node"), [join(repo, "cluster/serving-standin.ts"), SERVICE_NS, PROVISIONER], { stdio: "inherit" });
+    const { KUBECTL, KUBECONFIG } = clusterEnv();
+    execFileSync(join(repo, "node_modules/.bin/node"), [join(repo, "cluster/serving-standin.ts"), SERVICE_NS, PROVISIONER],
+      { stdio: "inherit", env: { ...process.env, KUBECTL, KUBECONFIG } });
     kubectl("rollout", "status", "-n", SERVICE_NS, `deployment/${CONTROLLER}`, "--timeout=180s");
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
     await brokerToken();

@@ -58,9 +58,10 @@ export function kubectl(...args: string[]): string {
 
 /**
  * Applies deploy/ as shipped (`kubectl apply -k cluster/deploy`: everything, the template ConfigMap, controller
- * and network policy included), into fresh namespaces (an earlier run's, or the demo's, are deleted first).
+ * and network policy included), into fresh namespaces (an earlier run's, or the demo's, are deleted first), and
+ * routes the client namespace (the gateways' settings ConfigMaps, as the pod-gateway chart copies them).
  */
-export async function applyDeploy(): Promise<void> {
+export async function applyDeploy({ shippedController = false } = {}): Promise<void> {
   removeDeploy();
   await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
     kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", 180_000);
@@ -70,10 +71,12 @@ export async function applyDeploy(): Promise<void> {
     cluster("stop", c);
     cluster("start", c);
   }
-  // These tests run the controller on this machine (startShippedController, which they stop and restart): the
-  // shipped Deployment, which runs on the real node, gets no replicas here.
+  // Most tests run the controller on this machine (startShippedController, which they stop and restart): the
+  // shipped Deployment, which runs on the real node, gets no replicas unless `shippedController`.
   const manifests = parseAllDocuments(kubectl("kustomize", join(repo, "cluster/deploy"))).map((doc) => doc.toJS());
-  for (const object of manifests) if (object?.kind === "Deployment" && object.metadata.name === CONTROLLER) object.spec.replicas = 0;
+  for (const object of manifests) {
+    if (!shippedController && object?.kind === "Deployment" && object.metadata.name === CONTROLLER) object.spec.replicas = 0;
+  }
   const env = knativeEnv();
   const applied = spawnSync(env.KUBECTL, ["apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-f", "-"], {
     encoding: "utf8", input: JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests.filter(Boolean) }), env: { ...process.env, KUBECONFIG: env.KUBECONFIG },
