@@ -5,11 +5,18 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { getPodOrNull, waitFor } from "../support/cluster.ts";
-import { CLIENT_NS, type Flow, startFlow } from "../support/knative.ts";
+import { getPodOrNull, serviceAccountToken, waitFor } from "../support/cluster.ts";
+import { CLIENT_NS, type Flow, PROVISIONER, SERVICE_NS, startFlow } from "../support/knative.ts";
 import {
-  askEcho, egressDrops, execIn, gatewayPod, logsOf, nodeEnv, provisionThroughBroker, REAL_NODE_TEMPLATE, scaleGateway,
+  askEcho, echoLogged, egressDrops, execIn, gatewayPod, logsOf, nodeEnv, provisionThroughBroker, REAL_NODE_TEMPLATE, scaleGateway,
 } from "../support/real-node.ts";
+
+/**
+ * The operator's client command here: a client with a teardown (a VPN client's, a job's checkpoint) that takes a
+ * few seconds after SIGTERM and then tells the echo host, through its gateway, that it stopped cleanly. A force delete
+ * (grace period 0: the kubelet's minimum of 2 s, then SIGKILL) cuts it short.
+ */
+const TEARDOWN = ["sh", "-c", `trap 'sleep 4; curl -sS --max-time 5 ${nodeEnv().echoUrl}/sigterm/$HOSTNAME; exit 0' TERM; sleep infinity & wait`];
 
 describe("real node: clients run and their traffic leaves through their gateway", { timeout: 900_000 }, () => {
   let flow: Flow;
@@ -18,7 +25,7 @@ describe("real node: clients run and their traffic leaves through their gateway"
 
   before(async () => {
     dropsBefore = egressDrops();
-    flow = await startFlow(undefined, { CLIENT_POD_TEMPLATE: REAL_NODE_TEMPLATE });
+    flow = await startFlow(undefined, { CLIENT_POD_TEMPLATE: REAL_NODE_TEMPLATE, CLIENT_COMMAND: JSON.stringify(TEARDOWN) });
   });
   after(async () => {
     scaleGateway("foo", 1);
@@ -77,6 +84,24 @@ describe("real node: clients run and their traffic leaves through their gateway"
       return seen.ok;
     }, 240_000);
     assert.equal(seen!.ok && seen!.remote_address, gateway.ip);
+  });
+
+  test("release: the client gets SIGTERM and runs its teardown (the pod's own grace period, not a force delete)", async () => {
+    const pod = await provisionThroughBroker(flow.sink, "foo");
+    // sent as the broker would: a token of the Trigger's OIDC identity for the provisioner's audience
+    const token = await serviceAccountToken(SERVICE_NS, `${PROVISIONER}-oidc-eventing.knative.dev-trigger`, PROVISIONER);
+    const response = await fetch(flow.service.url, {
+      method: "POST",
+      headers: {
+        "ce-specversion": "1.0", "ce-id": `release-${pod}`, "ce-source": "/e2e/real-node", "ce-type": "io.podgateway.client.release",
+        "content-type": "application/json", authorization: `Bearer ${token}`,
+      },
+      body: JSON.stringify({ pod_name: pod }),
+    });
+    assert.equal(response.headers.get("ce-type"), "io.podgateway.client.release.done", await response.text());
+    await waitFor(`${pod}'s teardown to reach the echo host`, async () => echoLogged(`/sigterm/${pod}`) !== undefined, 60_000);
+    assert.match(echoLogged(`/sigterm/${pod}`)!, new RegExp(`from ${gatewayPod("foo")!.ip.replaceAll(".", "\\.")}$`));
+    await waitFor(`${pod} to be gone`, async () => (await getPodOrNull(CLIENT_NS, pod)) === null, 90_000);
   });
 
   test("every packet stays on this machine: the node's egress guard dropped nothing, and does drop", () => {

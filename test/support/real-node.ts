@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { clusterEnv, getPodOrNull, repo, waitFor } from "./cluster.ts";
 import { CLIENT_NS, resultAtSink, sendToBroker, type Sink } from "./knative.ts";
@@ -76,6 +77,12 @@ export function askEcho(namespace: string, pod: string, container = "client", ti
   const result = execIn(namespace, pod, container, "curl", "-sS", "--max-time", String(timeoutSeconds), url);
   if (result.status !== 0) return { ok: false as const, error: (result.stderr || result.stdout).trim() };
   return { ok: true as const, ...(JSON.parse(result.stdout) as { remote_address: string; path: string }) };
+}
+
+/** Whether the echo host logged a request for `path` (its log: one line per request, with the source address). */
+export function echoLogged(path: string): string | undefined {
+  const log = readFileSync(join(clusterEnv().PGW_CLUSTER_STATE_DIR!, "logs/echo-host.log"), "utf8");
+  return log.split("\n").find((line) => line.includes(` ${path} from `));
 }
 
 /** Packets from pods to non-local addresses the node's egress guard has dropped so far. */
