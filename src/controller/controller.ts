@@ -63,7 +63,7 @@ export async function createController(
         renewDeadlineMs: config["leader-renew-deadline-seconds"] * 1000,
         retryPeriodMs: config["leader-retry-period-seconds"] * 1000,
       },
-      async (leaderSignal) => {
+      async (term) => {
         leading = true;
         try {
           // A fresh tracker per term: it lists the pods and resumes from their records.
@@ -80,7 +80,9 @@ export async function createController(
             readyTimeoutMs: config["client-ready-timeout-seconds"] * 1000,
             gatedPodTimeoutMs: config["gated-pod-timeout-seconds"] * 1000,
           });
-          await tracker.run(leaderSignal);
+          // The term fences the tracker: once it is over (lost, not renewed in time, or the process was paused
+          // past it), no API call, patch, delete or K_SINK delivery of this tracker starts or goes on.
+          await tracker.run(term);
           await tracker.idle();
         } finally {
           leading = false;

@@ -12,6 +12,7 @@ import type { ResultStamp } from "../events/results.ts";
 import type { EventSink } from "../events/sink.ts";
 import { ANNOTATION_TRACEPARENT, ANNOTATION_TRACESTATE, traceOfPod, withTrace } from "../events/trace.ts";
 import { isStatus } from "../kube/errors.ts";
+import { type Fence, fenced, signalFence } from "../kube/fence.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
@@ -75,15 +76,26 @@ export class LifecycleTracker {
   #active = 0;
   #synced = false;
   #startedAt = 0;
+  /** This run's fence, and the client fenced with it: every call, write and delivery of the run goes through them. */
+  #fence: Fence = signalFence(AbortSignal.abort());
+  #kube: StreamingRestClient;
 
   constructor(options: TrackerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#kube = fenced(options.kube, this.#fence);
   }
 
-  /** Watches and reconciles until `signal` aborts. */
-  async run(signal: AbortSignal): Promise<void> {
-    const { kube, namespace, labelSelector, log } = this.#options;
+  /**
+   * Watches and reconciles until `fence.signal` aborts. The fence reaches every API call and K_SINK delivery,
+   * those under way included: once it is down (a leader's term is over), nothing more is written.
+   */
+  async run(fence: AbortSignal | Fence): Promise<void> {
+    this.#fence = fence instanceof AbortSignal ? signalFence(fence) : fence;
+    this.#kube = fenced(this.#options.kube, this.#fence);
+    const signal = this.#fence.signal;
+    const kube = this.#kube;
+    const { namespace, labelSelector, log } = this.#options;
     const sweep = setInterval(() => this.#sweep(), this.#options.resyncMs ?? 5_000);
     this.#startedAt = Date.now();
     try {
@@ -144,6 +156,7 @@ export class LifecycleTracker {
 
   /** One reconciliation per pod at a time; a change meanwhile makes it run once more afterwards. */
   #schedule(uid: string): void {
+    if (!this.#fence.holds()) return;
     if (this.#running.has(uid)) {
       this.#again.add(uid);
       return;
@@ -158,7 +171,8 @@ export class LifecycleTracker {
         } while (this.#again.has(uid));
       } catch (error) {
         const entry = this.#entries.get(uid);
-        this.#options.log({ msg: "client lifecycle: will retry", pod: entry?.pod.metadata?.name, error: (error as Error).message });
+        // Once the fence is down the run is over: what was cut short is its successor's (or the next run's) to redo.
+        if (!this.#fence.signal.aborted) this.#options.log({ msg: "client lifecycle: will retry", pod: entry?.pod.metadata?.name, error: (error as Error).message });
       } finally {
         this.#running.delete(uid);
         this.#endTurn();
@@ -188,7 +202,9 @@ export class LifecycleTracker {
   async #reconcile(uid: string): Promise<void> {
     const entry = this.#entries.get(uid);
     if (!entry) return;
-    const { kube, sink, stamp, log } = this.#options;
+    const { sink, stamp, log } = this.#options;
+    const kube = this.#kube;
+    const fence = this.#fence;
     const pod = entry.pod;
     // A pod still behind the routing gate is a request in progress; if it never gets past, no client existed.
     if (!isAdmitted(pod)) {
@@ -222,7 +238,7 @@ export class LifecycleTracker {
         ...(failure ? { reason: failure.reason } : {}),
         message: failure?.message ?? describe(transition, namespace, name),
       }, failure?.at), traceOfPod(pod));
-      await sink.send(event);
+      await sink.send(event, fence.signal, () => fence.holds());
       entry.emitted.add(transition);
       emitted.add(transition);
       log({ msg: "client lifecycle", type: event.type, id: event.id, pod: name, reason: failure?.reason, causationid: event.causationid as string | undefined, traceparent: event.traceparent as string | undefined });
