@@ -24,8 +24,10 @@ import {
   ANNOTATION_EMITTED,
   isAdmitted,
   LIFECYCLE_FINALIZER,
+  neverRan,
   recordedTransitions,
   type StateRules,
+  type TrackedPod,
   type Transition,
 } from "./client-state.ts";
 import { lifecycleEvent } from "./events.ts";
@@ -57,7 +59,7 @@ export interface TrackerOptions extends StateRules {
 }
 
 interface Entry {
-  pod: Pod;
+  pod: TrackedPod;
   /** The pod no longer exists (a DELETED event, or missing from a fresh list). */
   gone: boolean;
   /** Transitions delivered by this process: covers the moment before our record patch is seen. */
@@ -116,7 +118,7 @@ export class LifecycleTracker {
   }
 
   /** `pods` come trimmed already: the list keeps only {@link essentials} of each page. */
-  #onList(pods: Pod[]): void {
+  #onList(pods: TrackedPod[]): void {
     const present = new Set<string>();
     for (const pod of pods) {
       const uid = pod.metadata?.uid;
@@ -139,7 +141,7 @@ export class LifecycleTracker {
   }
 
   /** `pod`: what the tracker keeps of it ({@link essentials}). */
-  #update(uid: string, pod: Pod, gone: boolean): void {
+  #update(uid: string, pod: TrackedPod, gone: boolean): void {
     const entry = this.#entries.get(uid);
     if (entry) {
       entry.pod = pod;
@@ -211,7 +213,7 @@ export class LifecycleTracker {
       if (entry.gone) this.#entries.delete(uid);
       else if (this.#abandoned(pod)) {
         const { namespace, name } = pod.metadata as { namespace: string; name: string };
-        await deletePod(kube, namespace, name, uid).catch((error) => {
+        await deletePod(kube, namespace, name, uid, { force: true }).catch((error) => {
           if (!isStatus(error, 404, 409)) throw error;
         });
         log({ msg: "abandoned request: gated pod deleted", pod: name, causationid: pod.metadata?.annotations?.[ANNOTATION_REQUEST_ID] });
@@ -251,7 +253,8 @@ export class LifecycleTracker {
       // A client that was never Ready in time is removed: it must neither hold a capacity slot nor turn
       // Ready after we said it failed. Its `deleted` event follows.
       if (failure?.reason === "ReadyTimeout" && !entry.gone) {
-        await deletePod(kube, namespace, name, uid).catch((error) => {
+        // With its own grace period when it may have run (its teardown gets SIGTERM); at once when it never did.
+        await deletePod(kube, namespace, name, uid, { force: neverRan(pod) }).catch((error) => {
           if (!isStatus(error, 404, 409)) throw error;
         });
       }
@@ -259,7 +262,7 @@ export class LifecycleTracker {
     if (entry.gone && (emitted.has("deleted") || !isAdmitted(pod))) this.#entries.delete(uid);
   }
 
-  #abandoned(pod: Pod): boolean {
+  #abandoned(pod: TrackedPod): boolean {
     const timeoutMs = this.#options.gatedPodTimeoutMs ?? 0;
     const created = Date.parse(pod.metadata?.creationTimestamp ?? "");
     return timeoutMs > 0 && !pod.metadata?.deletionTimestamp && Number.isFinite(created) && this.#now() - created >= timeoutMs;
@@ -268,10 +271,11 @@ export class LifecycleTracker {
 }
 
 /**
- * What the tracker keeps of a pod: only what the state rules, the events and the records read. At 20,000 pods
- * whole Pod objects (spec, managed fields, every status detail) would be most of the controller's memory.
+ * What the tracker keeps of a pod: only what the state rules, the events and the records read (a
+ * {@link TrackedPod}), copied, never invented. At 20,000 pods whole Pod objects (spec, managed fields, every
+ * status detail) would be most of the controller's memory.
  */
-export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabelKey" | "gatewayAnnotationKey">): Pod {
+export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabelKey" | "gatewayAnnotationKey">): TrackedPod {
   const { metadata = {}, spec, status } = pod;
   const pick = (from: Record<string, string> | undefined, keys: string[]) => {
     const kept: Record<string, string> = {};
@@ -297,7 +301,7 @@ export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabel
         options.gatewayAnnotationKey,
       ]),
     },
-    spec: { containers: [], schedulingGates: spec?.schedulingGates?.map((gate) => ({ name: gate.name })) },
+    spec: { nodeName: spec?.nodeName, schedulingGates: spec?.schedulingGates?.map((gate) => ({ name: gate.name })) },
     status: {
       phase: status?.phase,
       reason: status?.reason,
@@ -305,10 +309,7 @@ export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabel
       conditions: ready ? [{ type: "Ready", status: ready.status, lastTransitionTime: ready.lastTransitionTime }] : [],
       containerStatuses: status?.containerStatuses?.map((container) => ({
         name: container.name,
-        image: "",
-        imageID: "",
         ready: container.ready,
-        restartCount: 0,
         state: {
           ...(container.state?.running ? { running: {} } : {}),
           ...(container.state?.terminated ? { terminated: { exitCode: container.state.terminated.exitCode, finishedAt: container.state.terminated.finishedAt } } : {}),

@@ -266,3 +266,16 @@ test("a run's signal reaches every API call and K_SINK delivery: once it aborts,
   assert.equal(sends.length, 1, "no delivery after the abort");
   assert.ok(signals.length > 0 && signals.every((signal) => signal?.aborted), "every API call carried the run's signal");
 });
+
+test("what the tracker keeps of a pod is copied, never invented: no placeholder image, imageID or restartCount", () => {
+  const kept = essentials({
+    metadata: { name: "p", uid: "u" },
+    spec: { containers: [{ name: "client", image: "alpine" }], nodeName: "node-1", schedulingGates: [{ name: "g" }] },
+    status: {
+      phase: "Running",
+      containerStatuses: [{ name: "client", ready: true, image: "alpine", imageID: "sha256:x", restartCount: 3, state: { running: { startedAt: "2026-01-01T00:00:00Z" } } }],
+    },
+  }, { gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" });
+  assert.deepEqual(kept.spec, { nodeName: "node-1", schedulingGates: [{ name: "g" }] });
+  assert.deepEqual(kept.status?.containerStatuses, [{ name: "client", ready: true, state: { running: {} } }]);
+});
