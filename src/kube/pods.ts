@@ -27,7 +27,20 @@ export interface ListOptions<T = Pod> {
 export type PodListOf<T> = Omit<PodList, "items"> & { items: T[] };
 
 /** Pods per page: client-go's pager reads 500 at a time too. */
-const PAGE = 500;
+export const PAGE = 500;
+
+/**
+ * One page of a pod list: at most `limit` pods, and `metadata.continue` when more follow (pass it back as
+ * `continueToken`; the server answers 410 once it expired).
+ */
+export function listPodsPage(
+  client: RestClient,
+  namespace: string,
+  options: { labelSelector?: string; limit: number; continueToken?: string; signal?: AbortSignal },
+): Promise<PodList> {
+  const query = { labelSelector: options.labelSelector, limit: String(options.limit), continue: options.continueToken };
+  return client.performRequest<PodList>({ method: "GET", path: podsPath(namespace), query, signal: options.signal });
+}
 
 /**
  * Pods of a namespace, optionally narrowed by a label selector, read in pages (one consistent snapshot: the
@@ -40,8 +53,7 @@ export async function listPods<T = Pod>(client: RestClient, namespace: string, o
   let page: PodList;
   let token: string | undefined;
   do {
-    const query = { labelSelector, limit: String(PAGE), continue: token };
-    page = await client.performRequest<PodList>({ method: "GET", path: podsPath(namespace), query, signal });
+    page = await listPodsPage(client, namespace, { labelSelector, limit: PAGE, continueToken: token, signal });
     for (const pod of page.items) items.push(keep ? keep(pod) : pod as T);
     token = page.metadata?.continue || undefined;
   } while (token);

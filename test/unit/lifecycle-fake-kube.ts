@@ -48,8 +48,19 @@ export class FakeKube implements StreamingRestClient {
     const selector = request.query?.labelSelector ?? "";
 
     if (request.method === "GET" && !name) {
-      const items = [...store.values()].filter((item) => matches(item, selector)).map(clone);
-      return { metadata: { resourceVersion: String(this.#rv) }, items } as T;
+      let items = [...store.values()].filter((item) => matches(item, selector)).map(clone)
+        .sort((x, y) => String(x.metadata?.name).localeCompare(String(y.metadata?.name)));
+      // Paging as the API server does it: `limit`, and an opaque `continue` token (here: after which name).
+      const after = request.query?.continue;
+      if (after !== undefined) {
+        if (!after.startsWith("after:")) return fail(400, "BadRequest", "invalid continue token");
+        items = items.filter((item) => String(item.metadata?.name) > after.slice(6));
+      }
+      const limit = Number(request.query?.limit ?? 0);
+      const more = limit > 0 && items.length > limit;
+      if (more) items = items.slice(0, limit);
+      const next = more ? { continue: `after:${items.at(-1)!.metadata?.name}` } : {};
+      return { metadata: { resourceVersion: String(this.#rv), ...next }, items } as T;
     }
     const current = name ? store.get(name) : undefined;
     switch (request.method) {
