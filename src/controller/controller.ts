@@ -5,7 +5,7 @@
  * A new leader resumes from what the pods record (their annotation and finalizer), not from memory.
  */
 import { Hono } from "hono";
-import type { Config } from "../config.ts";
+import { clientSettings, type Config } from "../config.ts";
 import { eventOutput } from "../events/sink.ts";
 import { leasePermissions, type Permission, podPermissions, requirePermissions } from "../kube/access.ts";
 import { listPods } from "../kube/pods.ts";
@@ -42,6 +42,7 @@ export async function createController(
   }
   await requirePermissions(kube, controllerNeeds(config), (message) => log({ msg: `WARNING: ${message}` }));
   const namespace = config["client-namespace"];
+  const { pod, rules } = clientSettings(config);
   const identity = `${env.POD_NAME || env.HOSTNAME || "controller"}-${crypto.randomUUID().slice(0, 8)}`;
   let leading = false;
 
@@ -74,10 +75,9 @@ export async function createController(
             sink: config["client-lifecycle-events"] ? sink : undefined,
             stamp,
             log,
-            gatewayLabelKey: config["gateway-label"],
-            gatewayAnnotationKey: config["gateway-annotation"],
-            sidecarContainer: config["gateway-sidecar-container"],
-            readyTimeoutMs: config["client-ready-timeout-seconds"] * 1000,
+            gatewayLabelKey: pod.gatewayLabelKey,
+            gatewayAnnotationKey: pod.gatewayAnnotationKey,
+            ...rules,
             gatedPodTimeoutMs: config["gated-pod-timeout-seconds"] * 1000,
           });
           // The term fences the tracker: once it is over (lost, not renewed in time, or the process was paused

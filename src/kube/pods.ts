@@ -15,6 +15,14 @@ export function createPod(client: RestClient, namespace: string, pod: Pod, signa
   return client.performRequest<Pod>({ method: "POST", path: podsPath(namespace), body: pod, signal });
 }
 
+/**
+ * Asks the API server to create `pod` without storing it (`dryRun=All`, strict field validation; admission
+ * webhooks run as well): the pod it would store, or its refusal.
+ */
+export function dryRunCreatePod(client: RestClient, namespace: string, pod: Pod, signal?: AbortSignal): Promise<Pod> {
+  return client.performRequest<Pod>({ method: "POST", path: podsPath(namespace), query: { dryRun: "All", fieldValidation: "Strict" }, body: pod, signal });
+}
+
 /** How {@link listPods} reads. */
 export interface ListOptions<T = Pod> {
   labelSelector?: string;

@@ -20,7 +20,7 @@ const clone = <T>(value: T): T => structuredClone(value);
 export class FakeKube implements StreamingRestClient {
   readonly pods = new Map<string, Pod>();
   readonly leases = new Map<string, Lease>();
-  /** Every call, as `METHOD path`. */
+  /** Every call, as `METHOD path` (a list's further pages marked `(next page)`). */
   readonly calls: string[] = [];
   /** Calls still to fail with this error before the fake answers again. */
   failures: Error[] = [];
@@ -38,7 +38,7 @@ export class FakeKube implements StreamingRestClient {
 
   async performRequest<T = unknown>(request: KubeRequest): Promise<T> {
     await new Promise((resolve) => setTimeout(resolve, 0));
-    this.calls.push(`${request.method} ${request.path}`);
+    this.calls.push(`${request.method} ${request.path}${request.query?.continue ? " (next page)" : ""}`);
     const injected = this.failures.shift();
     if (injected) throw injected;
     const match = /^\/(?:api\/v1|apis\/coordination\.k8s\.io\/v1)\/namespaces\/([^/]+)\/(pods|leases)(?:\/([^/]+))?$/.exec(request.path);
