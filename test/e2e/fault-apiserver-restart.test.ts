@@ -5,7 +5,7 @@
  * Then stopped while idle: transient trouble is the sender's to retry, so an event gets 503 (never a failed event),
  * the service stays ready, and once the API server is back the same event succeeds.
  *
- * N = PGW_FAULT_SCALE (default 200 for CI; 1000 for the full run recorded in the README).
+ * N = PGW_FAULT_SCALE (default 200 for CI; 1000 for the full run recorded in docs/reliability.md).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
