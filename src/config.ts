@@ -37,6 +37,9 @@ const OPTIONS = {
 
 type OptionName = keyof typeof OPTIONS;
 
+/** Every environment variable the configuration reads (one per option). */
+export const CONFIG_ENV: readonly string[] = Object.values(OPTIONS).map((option) => option.env);
+
 const LabelKey = v.union([
   v.literal(""),
   v.pipe(v.string(), v.regex(/^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, "must be a Kubernetes label key"), v.maxLength(316)),
