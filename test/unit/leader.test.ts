@@ -48,11 +48,14 @@ test("one leader at a time; a clean stop hands over within a retry period or two
   assert.deepEqual(overlaps, []);
 });
 
-test("a silent leader is replaced only after the lease duration, and has stopped working by its renew deadline", async () => {
+/**
+ * `a` leads and `b` stands by; then every call of `a`'s fails, as if the API server were unreachable from it, and
+ * `onCut` runs. Returns when `a` stopped leading and `b` started, in ms after the cut (monotonic clock).
+ */
+async function silenceTheLeader(onCut: () => void = () => {}) {
   const kube = new FakeKube();
   const leading = new Set<string>();
   const overlaps: string[] = [];
-  // a's network can be cut: every call of its fails, as if the API server were unreachable from it.
   let cut = false;
   const cuttable = { performRequest: (request: KubeRequest) => cut ? Promise.reject(new KubeTransportError("cut")) : kube.performRequest(request) };
   const a = candidate(cuttable as unknown as FakeKube, "a", leading, overlaps);
@@ -62,50 +65,39 @@ test("a silent leader is replaced only after the lease duration, and has stopped
   await sleep(200);
   assert.deepEqual([...leading], ["a"], "a live leader keeps the lease");
 
-  const silenced = Date.now();
+  const silenced = performance.now();
   cut = true;
-  while (leading.has("a")) await sleep(5);
-  const aStopped = Date.now() - silenced;
-  while (!leading.has("b") && Date.now() - silenced < 3_000) await sleep(5);
-  const bStarted = Date.now() - silenced;
+  onCut();
+  while (leading.has("a") && performance.now() - silenced < 3_000) await sleep(5);
+  const aStopped = Math.round(performance.now() - silenced);
+  while (!leading.has("b") && performance.now() - silenced < 3_000) await sleep(5);
+  const bStarted = Math.round(performance.now() - silenced);
+  a.stop();
+  b.stop();
+  await Promise.all([a.done, b.done]);
+  return { aStopped, bStarted, overlaps };
+}
+
+test("a silent leader is replaced only after the lease duration, and has stopped working by its renew deadline", async () => {
+  const { aStopped, bStarted, overlaps } = await silenceTheLeader();
   assert.ok(aStopped <= timing.renewDeadlineMs + timing.retryPeriodMs + 50, `a stopped after ${aStopped} ms`);
   assert.ok(bStarted >= timing.leaseDurationMs - 2 * timing.retryPeriodMs, `b started after ${bStarted} ms`);
   assert.ok(bStarted <= timing.leaseDurationMs + 3 * timing.retryPeriodMs + 100, `b started after ${bStarted} ms`);
   assert.deepEqual(overlaps, []);
-  a.stop();
-  b.stop();
-  await Promise.all([a.done, b.done]);
 });
 
 test("the wall clock set back an hour changes no timing: the silent leader still stops by its renew deadline, the standby takes over after the lease duration", async (t) => {
-  const kube = new FakeKube();
-  const leading = new Set<string>();
-  const overlaps: string[] = [];
-  let cut = false;
-  const cuttable = { performRequest: (request: KubeRequest) => cut ? Promise.reject(new KubeTransportError("cut")) : kube.performRequest(request) };
-  const a = candidate(cuttable as unknown as FakeKube, "a", leading, overlaps);
-  await sleep(200);
-  const b = candidate(kube, "b", leading, overlaps);
-  await sleep(200);
-  assert.deepEqual([...leading], ["a"]);
   const realNow = Date.now;
   t.after(() => {
     Date.now = realNow;
   });
-  const silenced = performance.now();
-  cut = true;
-  Date.now = () => realNow() - 3_600_000;
-  while (leading.has("a") && performance.now() - silenced < 3_000) await sleep(5);
-  const aStopped = performance.now() - silenced;
-  while (!leading.has("b") && performance.now() - silenced < 3_000) await sleep(5);
-  const bStarted = performance.now() - silenced;
+  const { aStopped, bStarted, overlaps } = await silenceTheLeader(() => {
+    Date.now = () => realNow() - 3_600_000;
+  });
   Date.now = realNow;
-  assert.ok(aStopped <= timing.renewDeadlineMs + timing.retryPeriodMs + 50, `a stopped after ${Math.round(aStopped)} ms`);
-  assert.ok(bStarted <= timing.leaseDurationMs + 3 * timing.retryPeriodMs + 100, `b started after ${Math.round(bStarted)} ms`);
+  assert.ok(aStopped <= timing.renewDeadlineMs + timing.retryPeriodMs + 50, `a stopped after ${aStopped} ms`);
+  assert.ok(bStarted <= timing.leaseDurationMs + 3 * timing.retryPeriodMs + 100, `b started after ${bStarted} ms`);
   assert.deepEqual(overlaps, []);
-  a.stop();
-  b.stop();
-  await Promise.all([a.done, b.done]);
 });
 
 test("a leader paused past its renew deadline (as by SIGSTOP) writes nothing of its term after it resumes", async () => {
