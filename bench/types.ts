@@ -4,15 +4,36 @@ import type { Summary } from "./lib/stats.ts";
 /** min, percentiles, max and mean of a set of latencies, in ms. */
 export type LatencySummary = Summary;
 
-/** One side (baseline or ours) of one concurrency point. */
-export interface Side {
+/** What one load run counts: the fields a load result (bench/lib/load.ts) and a recorded side share. */
+export interface LoadCounts {
   events: number;
+  /** Events answered with a routed pod (done). */
   done: number;
+  /** Events that got a permanent answer other than done (should be 0 here). */
   failed: number;
+  /** Events given up on after maxAttempts: lost. */
   lost: number;
+  /** Events never sent because the phase ran out of time (the load loop is bounded in time too). */
   unsent: number;
+  /** Extra attempts, by cause: "429", "503", "transport", "transient" (baseline). */
   retries: Record<string, number>;
+  /** First send to last answer. */
   wallMs: number;
+}
+
+/** How a side compares with the baseline it was interleaved with. */
+export interface Comparison {
+  /** side.perSecond / baseline.perSecond */
+  ratio: number;
+  addedP50Ms: number;
+  addedP99Ms: number;
+  /** Median over blocks of (side block p50 − the neighbouring baseline block p50): robust against drift in the machine's load. */
+  pairedAddedP50Ms: number;
+  blockAddedP50Ms: number[];
+}
+
+/** One side (baseline or ours) of one concurrency point. */
+export interface Side extends LoadCounts {
   /** Events answered with a routed pod, per second of wall time. */
   perSecond: number;
   latencyMs: LatencySummary;
@@ -29,15 +50,10 @@ export interface Side {
 }
 
 /** A side measured against the same baseline: another runtime of ours, or a peer (Knative JobSink). */
-export interface PeerSide extends Side {
-  ratio: number;
-  addedP50Ms: number;
-  addedP99Ms: number;
-  pairedAddedP50Ms: number;
-  blockAddedP50Ms: number[];
-}
+export interface PeerSide extends Side, Comparison {}
 
-export interface ThroughputPoint {
+/** One concurrency point; its {@link Comparison} is ours against the baseline. */
+export interface ThroughputPoint extends Comparison {
   concurrency: number;
   /** Timed events ran in this many alternating blocks per side, of this many events each. */
   blocks: number;
@@ -49,13 +65,6 @@ export interface ThroughputPoint {
   oursRuntime?: string;
   /** The other sides of the same interleaved run: "node" (when ours is the executable), "jobsink". */
   peers?: Record<string, PeerSide>;
-  /** ours.perSecond / baseline.perSecond */
-  ratio: number;
-  addedP50Ms: number;
-  addedP99Ms: number;
-  /** Median over blocks of (ours block p50 − the neighbouring baseline block p50): robust against drift in the machine's load. */
-  pairedAddedP50Ms: number;
-  blockAddedP50Ms: number[];
 }
 
 export interface ColdRun {

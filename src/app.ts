@@ -189,7 +189,7 @@ function prefersReply(request: Request): boolean {
   return /(^|[\s,])reply($|[\s,;])/i.test(request.headers.get("prefer") ?? "");
 }
 
-/** Event data as JSON: the SDK leaves it a string or bytes when the sender omitted `application/json`. */
+/** Event data as JSON: it arrives as text or bytes when the sender did not say `application/json`. */
 function decodeData(data: unknown): unknown {
   const text = data instanceof Uint8Array ? new TextDecoder().decode(data) : data;
   if (typeof text !== "string") return data;

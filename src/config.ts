@@ -1,5 +1,7 @@
 import * as v from "valibot";
 import { LabelValue } from "./events/schema.ts";
+import type { StateRules } from "./lifecycle/client-state.ts";
+import type { ClientPodSettings } from "./provision/client-pod.ts";
 
 /** Every option: its flag, its environment variable, its default and what it means (the `--help` text). */
 const OPTIONS = {
@@ -34,6 +36,9 @@ const OPTIONS = {
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
+
+/** Every environment variable the configuration reads (one per option). */
+export const CONFIG_ENV: readonly string[] = Object.values(OPTIONS).map((option) => option.env);
 
 const LabelKey = v.union([
   v.literal(""),
@@ -98,6 +103,24 @@ const ConfigSchema = v.pipe(
 
 /** The service's configuration, derived from {@link ConfigSchema}. */
 export type Config = v.InferOutput<typeof ConfigSchema>;
+
+/**
+ * What the configuration means to the parts that share it, mapped once: the client pods (without a template:
+ * the service adds the loaded one) and the state rules of clients. The service and the controller both use it.
+ */
+export function clientSettings(config: Config): { pod: ClientPodSettings; rules: StateRules } {
+  return {
+    pod: {
+      namespace: config["client-namespace"],
+      image: config["client-image"],
+      command: config["client-command"],
+      gatewayLabelKey: config["gateway-label"],
+      gatewayAnnotationKey: config["gateway-annotation"],
+      activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
+    },
+    rules: { sidecarContainer: config["gateway-sidecar-container"], readyTimeoutMs: config["client-ready-timeout-seconds"] * 1000 },
+  };
+}
 
 /** Result of reading the command line: run with a config, or print help. */
 export type ConfigResult = { help: string } | { config: Config };

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import { createApp } from "./app.ts";
 import { senderAuth } from "./auth/sender-auth.ts";
-import type { Config } from "./config.ts";
+import { clientSettings, type Config } from "./config.ts";
 import { eventOutput } from "./events/sink.ts";
 import { createLifecycle } from "./lifecycle/lifecycle.ts";
 import type { KubeConnection } from "./kube/connect.ts";
@@ -44,12 +44,9 @@ export async function createService(
         "beside the service (the service holds no watch and no finalizer, so it may scale to zero)",
     );
   }
+  const { pod, rules } = clientSettings(config);
   // What the template says is checked first: a wrong template is wrong whatever the cluster.
-  const template = clientPodTemplate === undefined ? undefined : await loadPodTemplate(config["client-pod-template"], clientPodTemplate, {
-    gatewayLabelKey: config["gateway-label"],
-    gatewayAnnotationKey: config["gateway-annotation"],
-    activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
-  });
+  const template = clientPodTemplate === undefined ? undefined : await loadPodTemplate(config["client-pod-template"], clientPodTemplate, pod);
   await requirePermissions(kube, serviceNeeds(config), (message) => log({ msg: `WARNING: ${message}` }));
 
   const provisioner = provisionerOptions(config, kube);
@@ -63,13 +60,12 @@ export async function createService(
   const { stamp, sink } = eventOutput(config["event-source"], env, sinkToken);
   const lifecycle = createLifecycle({
     kube,
-    namespace: config["client-namespace"],
+    namespace: pod.namespace,
     stamp,
     log,
-    gatewayLabelKey: config["gateway-label"],
-    gatewayAnnotationKey: config["gateway-annotation"],
-    sidecarContainer: config["gateway-sidecar-container"],
-    readyTimeoutMs: config["client-ready-timeout-seconds"] * 1000,
+    gatewayLabelKey: pod.gatewayLabelKey,
+    gatewayAnnotationKey: pod.gatewayAnnotationKey,
+    ...rules,
     maxClientsPerGateway: config["max-clients-per-gateway"],
   });
 
@@ -114,13 +110,6 @@ export function provisionerOptions(config: Config, kube: RestClient): Provisione
     kube,
     routingInitContainer: config["routing-init-container"],
     gateways: config.gateways,
-    pod: {
-      namespace: config["client-namespace"],
-      image: config["client-image"],
-      command: config["client-command"],
-      gatewayLabelKey: config["gateway-label"],
-      gatewayAnnotationKey: config["gateway-annotation"],
-      activeDeadlineSeconds: config["client-max-lifetime-seconds"] || undefined,
-    },
+    pod: clientSettings(config).pod,
   };
 }

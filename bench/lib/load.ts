@@ -13,6 +13,7 @@ import { Agent, request } from "undici";
 import { type ClientRequest, clientPodName } from "../../src/provision/client-pod.ts";
 import { provisionClient, type ProvisionerOptions } from "../../src/provision/provisioner.ts";
 import { isTransient } from "../../src/kube/errors.ts";
+import type { LoadCounts } from "../types.ts";
 
 export const PENDING = "io.podgateway.client.pending";
 export const DONE = "io.podgateway.client.scheduling.done";
@@ -37,21 +38,9 @@ export function makeEvents(source: string, prefix: string, count: number): Bench
   return events;
 }
 
-export interface LoadResult {
-  events: number;
+/** A load run as measured: the recorded counts (bench/types.ts) and the per-event detail they come from. */
+export interface LoadResult extends LoadCounts {
   concurrency: number;
-  /** Events answered with a routed pod (done). */
-  done: number;
-  /** Events that got a permanent answer other than done (should be 0 here). */
-  failed: number;
-  /** Events given up on after maxAttempts: lost. */
-  lost: number;
-  /** Events never sent because the phase ran out of time (the load loop is bounded in time too). */
-  unsent: number;
-  /** Extra attempts, by cause: "429", "503", "transport", "transient" (baseline). */
-  retries: Record<string, number>;
-  /** First send to last answer. */
-  wallMs: number;
   /** Per event, first attempt to final answer, in ms (index = event index; NaN if lost). */
   latencyMs: Float64Array;
   /** Per event: 1 if it was answered done for the right pod. */

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { CONFIG_ENV } from "../../src/config.ts";
 
 export type Runtime = "node" | "deno" | "exe";
 
@@ -33,12 +34,11 @@ export function serviceCommand(repo: string, runtime: Runtime, nodeFlags: string
   }
 }
 
-/** Every environment variable the service reads as configuration: stripped from ours, so it runs on its defaults. */
-export const SERVICE_ENV_KEYS = [
-  "CLIENT_NAMESPACE", "CLIENT_IMAGE", "CLIENT_COMMAND", "CLIENT_POD_TEMPLATE", "GATEWAYS", "GATEWAY_LABEL", "GATEWAY_ANNOTATION", "ROUTING_INIT_CONTAINER",
-  "EVENT_SOURCE", "KUBECONFIG", "KUBE_TIMEOUT_MS", "MAX_IN_FLIGHT", "MAX_BODY_BYTES", "HOST", "PORT", "K_SINK", "K_CE_OVERRIDES",
-  "SHUTDOWN_GRACE_MS",
-];
+/**
+ * Every environment variable the service reads as configuration — each option's (src/config.ts) and Knative's
+ * K_SINK and K_CE_OVERRIDES —: stripped from ours, so it runs on its defaults.
+ */
+export const SERVICE_ENV_KEYS: readonly string[] = [...CONFIG_ENV, "K_SINK", "K_CE_OVERRIDES"];
 
 /** The service's environment: ours minus its configuration, plus the given settings. */
 export function serviceEnv(settings: Record<string, string>): Record<string, string> {

@@ -1,6 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import { isTransient } from "../kube/errors.ts";
 import type { RestClient } from "../kube/rest-client.ts";
+import { reviewToken } from "../kube/token-reviews.ts";
 import { sha256Hex } from "../util/digest.ts";
 
 /** Knative Eventing's OIDC sender identity check: which audience tokens must carry, and who may send. */
@@ -12,10 +13,6 @@ export interface SenderAuthOptions {
   allowedSenders: string[];
   /** How long a reviewed token's verdict is reused; tokens live an hour, a minute keeps revocation prompt. */
   cacheMs?: number;
-}
-
-interface TokenReview {
-  status?: { authenticated?: boolean; audiences?: string[]; user?: { username?: string }; error?: string };
 }
 
 type Verdict = { ok: true; user: string } | { ok: false; status: 401 | 403; error: string };
@@ -33,12 +30,7 @@ export function senderAuth(options: SenderAuthOptions): MiddlewareHandler {
   const anyone = options.allowedSenders.includes("*");
 
   async function review(token: string): Promise<Verdict> {
-    const answer = await options.kube.performRequest<TokenReview>({
-      method: "POST",
-      path: "/apis/authentication.k8s.io/v1/tokenreviews",
-      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences: [options.audience] } },
-    });
-    const status = answer.status ?? {};
+    const status = await reviewToken(options.kube, token, [options.audience]);
     if (!status.authenticated || !status.audiences?.includes(options.audience)) {
       return { ok: false, status: 401, error: `token not valid for audience ${options.audience}` };
     }

@@ -5,7 +5,7 @@
  * A new leader resumes from what the pods record (their annotation and finalizer), not from memory.
  */
 import { Hono } from "hono";
-import type { Config } from "../config.ts";
+import { clientSettings, type Config } from "../config.ts";
 import { eventOutput } from "../events/sink.ts";
 import { leasePermissions, type Permission, podPermissions, requirePermissions } from "../kube/access.ts";
 import { listPods } from "../kube/pods.ts";
@@ -42,6 +42,7 @@ export async function createController(
   }
   await requirePermissions(kube, controllerNeeds(config), (message) => log({ msg: `WARNING: ${message}` }));
   const namespace = config["client-namespace"];
+  const { pod, rules } = clientSettings(config);
   const identity = `${env.POD_NAME || env.HOSTNAME || "controller"}-${crypto.randomUUID().slice(0, 8)}`;
   let leading = false;
 
@@ -63,7 +64,7 @@ export async function createController(
         renewDeadlineMs: config["leader-renew-deadline-seconds"] * 1000,
         retryPeriodMs: config["leader-retry-period-seconds"] * 1000,
       },
-      async (leaderSignal) => {
+      async (term) => {
         leading = true;
         try {
           // A fresh tracker per term: it lists the pods and resumes from their records.
@@ -74,13 +75,14 @@ export async function createController(
             sink: config["client-lifecycle-events"] ? sink : undefined,
             stamp,
             log,
-            gatewayLabelKey: config["gateway-label"],
-            gatewayAnnotationKey: config["gateway-annotation"],
-            sidecarContainer: config["gateway-sidecar-container"],
-            readyTimeoutMs: config["client-ready-timeout-seconds"] * 1000,
+            gatewayLabelKey: pod.gatewayLabelKey,
+            gatewayAnnotationKey: pod.gatewayAnnotationKey,
+            ...rules,
             gatedPodTimeoutMs: config["gated-pod-timeout-seconds"] * 1000,
           });
-          await tracker.run(leaderSignal);
+          // The term fences the tracker: once it is over (lost, not renewed in time, or the process was paused
+          // past it), no API call, patch, delete or K_SINK delivery of this tracker starts or goes on.
+          await tracker.run(term);
           await tracker.idle();
         } finally {
           leading = false;

@@ -2,9 +2,9 @@ import type { CloudEventV1 } from "cloudevents";
 import * as v from "valibot";
 
 /**
- * The CloudEvents context attributes we accept, checked on the raw request before the SDK sees it: the SDK
- * invents an `id` when one is missing (every redelivery would then make a new pod) and lets through attribute
- * names and values that the spec forbids.
+ * The CloudEvents context attributes we accept, checked on the raw request (src/events/receive.ts; no
+ * CloudEvents SDK runs in the service): an event without an `id` is refused, never given one (every
+ * redelivery would then make a new pod), and attribute names and values that the spec forbids are refused.
  */
 const Text = (what: string) => v.pipe(v.string(`${what} must be a string`), v.nonEmpty(`${what} must not be empty`));
 
@@ -64,9 +64,10 @@ export function encodeHeaderValue(value: string): string {
 
 /**
  * An event as an HTTP message in binary mode (HTTP binding §3.1.3): every attribute a `ce-` header, value
- * percent-encoded, the data the body in its content type. What the SDK's `HTTP.binary` does for the events we
- * emit (plain derived objects with JSON data), without its class, its validation and its dependencies: they
- * were a fifth of the single executable's idle memory (BENCHMARKS.md).
+ * percent-encoded, the data the body in its content type: the message the SDK's `HTTP.binary` makes for the
+ * events we emit (plain derived objects with JSON data; the tests read it back with the SDK). The SDK itself is
+ * not used at run time: its class, validation and dependencies were a fifth of the single executable's idle
+ * memory (BENCHMARKS.md).
  */
 export function binaryMessage(event: CloudEventV1<unknown>): { headers: Record<string, string>; body: string } {
   const headers: Record<string, string> = { "content-type": event.datacontenttype ?? "application/json" };

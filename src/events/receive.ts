@@ -15,8 +15,8 @@ const BATCH = "application/cloudevents-batch";
 
 /**
  * Reads one CloudEvent (1.0 or 0.3, binary or structured mode) from an HTTP request. The attributes are checked
- * by src/events/envelope.ts; the body is parsed once (the SDK's reader parsed a structured event twice and built
- * its validation errors eagerly, whether thrown or not). Batched mode is refused: a batch would need one
+ * by src/events/envelope.ts; the body is parsed once (no CloudEvents SDK at run time: its reader, used before,
+ * parsed a structured event twice and built its validation errors eagerly). Batched mode is refused: a batch would need one
  * answer per event, and Knative never batches.
  */
 export async function receiveEvent(request: Request): Promise<CloudEventV1<unknown>> {

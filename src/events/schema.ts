@@ -19,7 +19,7 @@ export const LabelValue = v.pipe(
 export const PendingData = v.object({
   /** Name of the pod-gateway that must route the client, e.g. `foo` for `setGateway=foo`. */
   gateway_name: LabelValue,
-  /** Free text, echoed in the logs only. */
+  /** Free text for the sender's own use: checked (a string, at most 1024 characters), then ignored (not logged, not on the pod). */
   message: v.optional(v.pipe(v.string("must be a string"), v.maxLength(1024, "must be at most 1024 characters"))),
 }, "must be a JSON object");
 export type PendingData = v.InferOutput<typeof PendingData>;

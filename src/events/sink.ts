@@ -6,7 +6,11 @@ import { backoffMs as backoff, sleep } from "../retry.ts";
 
 /** Where result events go besides the HTTP reply: Knative's `K_SINK` (usually the broker). */
 export interface EventSink {
-  send(event: CloudEventV1<unknown>, signal?: AbortSignal): Promise<void>;
+  /**
+   * Delivers `event`, or throws. `signal` stops it (no further attempt); `holds`, asked before each attempt,
+   * stops it too when false (a leader's term that ran out while the process was paused: see kube/fence.ts).
+   */
+  send(event: CloudEventV1<unknown>, signal?: AbortSignal, holds?: () => boolean): Promise<void>;
 }
 
 /**
@@ -41,7 +45,7 @@ export function httpSink(url: string, options: SinkOptions = {}): EventSink {
   const backoffMs = options.backoffMs ?? 100;
   const timeoutMs = options.timeoutMs ?? 5_000;
   return {
-    async send(event, signal) {
+    async send(event, signal, holds) {
       const message = binaryMessage(event);
       const token = await options.token?.();
       const headers = {
@@ -53,6 +57,7 @@ export function httpSink(url: string, options: SinkOptions = {}): EventSink {
       for (let attempt = 0; attempt < attempts; attempt++) {
         if (attempt > 0) await sleep(backoff(attempt, backoffMs), signal);
         signal?.throwIfAborted();
+        if (holds && !holds()) throw new DOMException("no longer allowed to send", "AbortError");
         try {
           const timeout = AbortSignal.timeout(timeoutMs);
           const response = await fetch(url, {

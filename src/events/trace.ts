@@ -5,7 +5,7 @@
  * trace the broker started continues through here. No tracer: the context is carried, not extended.
  */
 import type { CloudEventV1 } from "cloudevents";
-import type { Pod } from "kubernetes-types/core/v1";
+import type { ObjectMeta } from "kubernetes-types/meta/v1";
 
 /** A valid W3C trace context. */
 export interface TraceContext {
@@ -54,7 +54,7 @@ export function traceAnnotations(trace: TraceContext | undefined): Record<string
 }
 
 /** The trace context recorded on a client pod. */
-export function traceOfPod(pod: Pod): TraceContext | undefined {
+export function traceOfPod(pod: { metadata?: Pick<ObjectMeta, "annotations"> }): TraceContext | undefined {
   const annotations = pod.metadata?.annotations;
   return annotations && traceContext(annotations[ANNOTATION_TRACEPARENT], annotations[ANNOTATION_TRACESTATE]);
 }

@@ -8,6 +8,22 @@ const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 /** Bound service-account tokens rotate (about hourly); re-reading this often keeps us well inside their life. */
 const TOKEN_REFRESH_MS = 60_000;
 
+/**
+ * A token read from `path`, read again once `refreshMs` have passed since the last read: projected and bound
+ * service-account tokens rotate, and the kubelet (or whoever mounts them) rewrites the file.
+ */
+export async function rereadToken(path: string, refreshMs = TOKEN_REFRESH_MS): Promise<() => Promise<string>> {
+  let token = (await readFile(path, "utf8")).trim();
+  let readAt = performance.now();
+  return async () => {
+    if (performance.now() - readAt >= refreshMs) {
+      readAt = performance.now();
+      token = (await readFile(path, "utf8")).trim();
+    }
+    return token;
+  };
+}
+
 /** Whether this process runs in a pod with a mounted service account. */
 export function isInCluster(env: Record<string, string | undefined> = process.env, dir = SERVICE_ACCOUNT_DIR): boolean {
   return Boolean(env.KUBERNETES_SERVICE_HOST) && existsSync(`${dir}/token`);
@@ -25,15 +41,7 @@ export async function inClusterClient(
   const port = env.KUBERNETES_SERVICE_PORT || "443";
   const ca = await readFile(`${dir}/ca.crt`, "utf8");
 
-  let token = (await readFile(`${dir}/token`, "utf8")).trim();
-  let readAt = Date.now();
-  const currentToken = async () => {
-    if (Date.now() - readAt > (options.tokenRefreshMs ?? TOKEN_REFRESH_MS)) {
-      readAt = Date.now();
-      token = (await readFile(`${dir}/token`, "utf8")).trim();
-    }
-    return token;
-  };
+  const currentToken = await rereadToken(`${dir}/token`, options.tokenRefreshMs);
 
   const hostPart = host.includes(":") ? `[${host}]` : host;
   return new HttpRestClient({

@@ -4,6 +4,7 @@ import { dirname, resolve } from "node:path";
 import * as v from "valibot";
 import { parseYaml } from "../util/yaml.ts";
 import { HttpRestClient } from "./http-client.ts";
+import { rereadToken } from "./in-cluster.ts";
 import type { FetcherFactory, RestClient, TlsOptions } from "./rest-client.ts";
 
 /** The subset of a kubeconfig file this client understands. */
@@ -48,7 +49,10 @@ export interface ResolvedKubeconfig {
   server: string;
   namespace: string | undefined;
   tls: TlsOptions;
+  /** The user's `token`, else the content of its `tokenFile` as read now. */
   token: string | undefined;
+  /** The user's `tokenFile` (absolute), when its token comes from one: {@link kubeconfigClient} reads it again as it rotates. */
+  tokenFile?: string;
 }
 
 /** The kubeconfig path kubectl would use: an explicit one, else `$KUBECONFIG` (first entry), else `~/.kube/config`. */
@@ -85,11 +89,12 @@ export async function loadKubeconfig(path: string, contextName?: string): Promis
   const pem = (data: string | undefined, file: string | undefined) =>
     data ? Promise.resolve(Buffer.from(data, "base64").toString("utf8"))
       : file ? readFile(resolve(base, file), "utf8") : Promise.resolve(undefined);
+  const tokenFile = user.token === undefined && user.tokenFile ? resolve(base, user.tokenFile) : undefined;
   const [ca, cert, key, tokenFromFile] = await Promise.all([
     pem(cluster["certificate-authority-data"], cluster["certificate-authority"]),
     pem(user["client-certificate-data"], user["client-certificate"]),
     pem(user["client-key-data"], user["client-key"]),
-    user.tokenFile ? readFile(resolve(base, user.tokenFile), "utf8") : undefined,
+    tokenFile ? readFile(tokenFile, "utf8") : undefined,
   ]);
   return {
     path,
@@ -98,20 +103,25 @@ export async function loadKubeconfig(path: string, contextName?: string): Promis
     namespace: context.namespace,
     tls: { ca, cert, key, insecureSkipVerify: cluster["insecure-skip-tls-verify"] },
     token: user.token ?? tokenFromFile?.trim(),
+    ...(tokenFile ? { tokenFile } : {}),
   };
 }
 
-/** A {@link RestClient} for a kubeconfig's current context. */
+/**
+ * A {@link RestClient} for a kubeconfig's current context. A `tokenFile` is read again every minute
+ * (`tokenRefreshMs`), as the in-cluster client does: projected tokens rotate.
+ */
 export async function kubeconfigClient(
   path: string,
   fetcherFor: FetcherFactory,
-  options: { timeoutMs?: number } = {},
+  options: { timeoutMs?: number; tokenRefreshMs?: number } = {},
 ): Promise<HttpRestClient & RestClient> {
   const config = await loadKubeconfig(path);
+  const token = config.tokenFile ? await rereadToken(config.tokenFile, options.tokenRefreshMs) : () => config.token;
   return new HttpRestClient({
     server: config.server,
     fetcher: fetcherFor(config.tls),
-    token: () => config.token,
+    token,
     timeoutMs: options.timeoutMs,
   });
 }

@@ -20,6 +20,7 @@ import type { Lease } from "kubernetes-types/coordination/v1";
 import type { Pod } from "kubernetes-types/core/v1";
 import { isStatus } from "../kube/errors.ts";
 import { AGAIN, retryOnConflict } from "../retry.ts";
+import { createLease, deleteLease as deleteLeaseCall, listLeases, microTime, updateLease } from "../kube/leases.ts";
 import { listPods } from "../kube/pods.ts";
 import { sha256Hex } from "../util/digest.ts";
 import type { RestClient } from "../kube/rest-client.ts";
@@ -42,9 +43,6 @@ export interface CapacityOptions {
 /** The outcome of a claim: the slot held, or why none could be had. */
 export type Claim = { ok: true; slot: number } | { ok: false; message: string };
 
-const leasesPath = (namespace: string, name?: string) =>
-  `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases${name ? `/${encodeURIComponent(name)}` : ""}`;
-
 /** The Lease name of slot `n` of a gateway; gateway names may have capitals and `_`, Lease names may not. */
 export function slotName(gateway: string, n: number): string {
   return `pgw-slot-${sha256Hex(gateway).slice(0, 16)}-${n}`;
@@ -61,7 +59,7 @@ function slotLease(namespace: string, gateway: string, n: number, pod: Pod): Lea
       labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_SLOT_GATEWAY]: gateway, [LABEL_SLOT_HOLDER_UID]: uid },
       ownerReferences: [{ apiVersion: "v1", kind: "Pod", name, uid }],
     },
-    spec: { holderIdentity: name, acquireTime: microTime(new Date()) },
+    spec: { holderIdentity: name, acquireTime: microTime(Date.now()) },
   };
 }
 
@@ -89,7 +87,7 @@ export async function claimSlot(options: CapacityOptions, gateway: string, pod: 
     if (free.length > 0) {
       const n = free[Math.floor(Math.random() * free.length)]!;
       try {
-        await kube.performRequest({ method: "POST", path: leasesPath(namespace), body: slotLease(namespace, gateway, n, pod), signal });
+        await createLease(kube, namespace, slotLease(namespace, gateway, n, pod), signal);
         return await settle(options, gateway, uid, n, signal);
       } catch (error) {
         if (!isStatus(error, 409)) throw error;
@@ -105,7 +103,7 @@ export async function claimSlot(options: CapacityOptions, gateway: string, pod: 
     const fresh = slotLease(namespace, gateway, slotNumber(existing), pod);
     const takeover: Lease = { ...fresh, metadata: { ...fresh.metadata, resourceVersion: existing.metadata?.resourceVersion } };
     try {
-      await kube.performRequest({ method: "PUT", path: leasesPath(namespace, existing.metadata!.name!), body: takeover, signal });
+      await updateLease(kube, namespace, takeover, signal);
       return await settle(options, gateway, uid, slotNumber(existing), signal);
     } catch (error) {
       // 409: another claimant took it over first. 404: its holder's deletion collected it. Look again.
@@ -130,13 +128,8 @@ async function liveHolders(options: CapacityOptions, gateway: string, signal?: A
 /** Frees every slot held by the pod with `uid` (a release). Already free is fine. */
 export async function releaseSlots(options: CapacityOptions, uid: string, signal?: AbortSignal): Promise<void> {
   const { kube, namespace } = options;
-  const list = await kube.performRequest<{ items: Lease[] }>({
-    method: "GET",
-    path: leasesPath(namespace),
-    query: { labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_SLOT_HOLDER_UID}=${uid}` },
-    signal,
-  });
-  for (const lease of list.items) await deleteLease(kube, namespace, lease, signal);
+  const held = await listLeases(kube, namespace, `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_SLOT_HOLDER_UID}=${uid}`, signal);
+  for (const lease of held) await deleteLease(kube, namespace, lease, signal);
 }
 
 /**
@@ -153,24 +146,14 @@ async function settle(options: CapacityOptions, gateway: string, uid: string, cl
 }
 
 async function leasesOf(options: CapacityOptions, gateway: string, signal?: AbortSignal): Promise<Lease[]> {
-  const list = await options.kube.performRequest<{ items: Lease[] }>({
-    method: "GET",
-    path: leasesPath(options.namespace),
-    query: { labelSelector: `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_SLOT_GATEWAY}=${gateway}` },
-    signal,
-  });
-  return list.items.filter((lease) => lease.metadata?.name?.startsWith(slotName(gateway, 0).slice(0, -1)));
+  const leases = await listLeases(options.kube, options.namespace, `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_SLOT_GATEWAY}=${gateway}`, signal);
+  return leases.filter((lease) => lease.metadata?.name?.startsWith(slotName(gateway, 0).slice(0, -1)));
 }
 
 /** Deletes exactly the Lease we read (resourceVersion precondition): a slot re-claimed since stays claimed. */
 async function deleteLease(kube: RestClient, namespace: string, lease: Lease, signal?: AbortSignal): Promise<void> {
   try {
-    await kube.performRequest({
-      method: "DELETE",
-      path: leasesPath(namespace, lease.metadata!.name!),
-      body: { kind: "DeleteOptions", apiVersion: "v1", preconditions: { uid: lease.metadata?.uid, resourceVersion: lease.metadata?.resourceVersion } },
-      signal,
-    });
+    await deleteLeaseCall(kube, namespace, lease, signal);
   } catch (error) {
     if (!isStatus(error, 404, 409)) throw error;
   }
@@ -178,9 +161,4 @@ async function deleteLease(kube: RestClient, namespace: string, lease: Lease, si
 
 function slotNumber(lease: Lease): number {
   return Number(lease.metadata?.name?.split("-").pop());
-}
-
-/** A Kubernetes MicroTime: RFC 3339 with microseconds. */
-function microTime(date: Date): string {
-  return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }

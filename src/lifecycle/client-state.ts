@@ -2,7 +2,8 @@
  * What a client pod's state is, and which lifecycle transitions are due for it: pure functions of the pod
  * as the API server shows it (plus the clock), so the watcher, a restart and the status endpoint all agree.
  */
-import type { Pod } from "kubernetes-types/core/v1";
+import type { ContainerStatus, PodCondition, PodStatus } from "kubernetes-types/core/v1";
+import type { ObjectMeta } from "kubernetes-types/meta/v1";
 import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, ROUTING_GATE } from "../provision/client-pod.ts";
 
 /**
@@ -16,6 +17,22 @@ export const LIFECYCLE_FINALIZER = "podgateway.io/lifecycle";
  * successful delivery: a restarted service reads it and emits nothing twice.
  */
 export const ANNOTATION_EMITTED = "podgateway.io/lifecycle-emitted";
+
+/**
+ * The part of a pod the lifecycle rules, events and records read, and nothing else: a whole Pod is one, and the
+ * tracker keeps only this of each (`essentials` in tracker.ts). A rule that wants another field does not compile
+ * until the field is kept, instead of reading a made-up value.
+ */
+export interface TrackedPod {
+  metadata?: Pick<ObjectMeta, "name" | "namespace" | "uid" | "creationTimestamp" | "deletionTimestamp" | "finalizers" | "labels" | "annotations">;
+  spec?: { nodeName?: string; schedulingGates?: { name: string }[] };
+  status?: Pick<PodStatus, "phase" | "reason" | "message"> & {
+    conditions?: Pick<PodCondition, "type" | "status" | "lastTransitionTime">[];
+    containerStatuses?: (Pick<ContainerStatus, "name" | "ready"> & {
+      state?: { running?: object; terminated?: { exitCode: number; finishedAt?: string } };
+    })[];
+  };
+}
 
 /** A lifecycle event, emitted at most once per pod (up to at-least-once delivery). */
 export type Transition = "ready" | "failed" | "deleted";
@@ -43,12 +60,20 @@ export interface Failure {
 }
 
 /** Whether the provisioner let the pod be scheduled: before that it is a request in progress, not a client. */
-export function isAdmitted(pod: Pod): boolean {
+export function isAdmitted(pod: TrackedPod): boolean {
   return !(pod.spec?.schedulingGates ?? []).some((gate) => gate.name === ROUTING_GATE);
 }
 
+/**
+ * Whether the pod never ran: still behind the routing gate, or never placed on a node. Only such a pod is deleted
+ * at once (`gracePeriodSeconds: 0`); one that may run gets its own grace period (SIGTERM first), see `deletePod`.
+ */
+export function neverRan(pod: TrackedPod): boolean {
+  return !isAdmitted(pod) || !pod.spec?.nodeName;
+}
+
 /** The transitions recorded on the pod as delivered. */
-export function recordedTransitions(pod: Pod): Set<Transition> {
+export function recordedTransitions(pod: TrackedPod): Set<Transition> {
   const text = pod.metadata?.annotations?.[ANNOTATION_EMITTED] ?? "";
   return new Set(text.split(",").map((word) => word.trim()).filter((word): word is Transition => TRANSITIONS.includes(word as Transition)));
 }
@@ -60,7 +85,7 @@ export function recordValue(transitions: Iterable<Transition>): string {
 }
 
 /** Running, the Ready condition true, and the gateway sidecar running: traffic can flow through the gateway. */
-export function isReady(pod: Pod, rules: Pick<StateRules, "sidecarContainer">): boolean {
+export function isReady(pod: TrackedPod, rules: Pick<StateRules, "sidecarContainer">): boolean {
   if (pod.status?.phase !== "Running") return false;
   if (!pod.status.conditions?.some((condition) => condition.type === "Ready" && condition.status === "True")) return false;
   const sidecar = pod.status.containerStatuses?.find((status) => status.name === rules.sidecarContainer);
@@ -68,12 +93,12 @@ export function isReady(pod: Pod, rules: Pick<StateRules, "sidecarContainer">): 
 }
 
 /** When the pod became Ready, if the kubelet said so. */
-export function readySince(pod: Pod): string | undefined {
+export function readySince(pod: TrackedPod): string | undefined {
   return pod.status?.conditions?.find((condition) => condition.type === "Ready" && condition.status === "True")?.lastTransitionTime;
 }
 
 /** When the pod ended: its last container's end, else when it stopped being Ready. */
-function endedAt(pod: Pod): string | undefined {
+function endedAt(pod: TrackedPod): string | undefined {
   const ends = (pod.status?.containerStatuses ?? []).map((status) => status.state?.terminated?.finishedAt).filter((at): at is string => Boolean(at));
   if (ends.length > 0) return ends.sort().at(-1);
   return pod.status?.conditions?.find((condition) => condition.type === "Ready" && condition.status === "False")?.lastTransitionTime;
@@ -83,7 +108,7 @@ function endedAt(pod: Pod): string | undefined {
  * Whether and why the client failed: the pod ended (failed, evicted, `activeDeadlineSeconds` exceeded, or
  * exited), or it has not been Ready within `readyTimeoutMs` of its creation (and never was, as far as we know).
  */
-export function failureOf(pod: Pod, rules: StateRules, now: number, wasReady = false): Failure | undefined {
+export function failureOf(pod: TrackedPod, rules: StateRules, now: number, wasReady = false): Failure | undefined {
   const phase = pod.status?.phase;
   if (phase === "Failed") {
     const reason = pod.status?.reason || "PodFailed";
@@ -109,7 +134,7 @@ export function failureOf(pod: Pod, rules: StateRules, now: number, wasReady = f
  * The transitions due for a pod and not yet `emitted`, in emission order. `gone`: the pod no longer exists.
  * A pod being deleted, or one that failed, is never reported ready afterwards; `deleted` always comes last.
  */
-export function dueTransitions(pod: Pod, gone: boolean, emitted: ReadonlySet<Transition>, rules: StateRules, now: number): Transition[] {
+export function dueTransitions(pod: TrackedPod, gone: boolean, emitted: ReadonlySet<Transition>, rules: StateRules, now: number): Transition[] {
   const deleting = gone || Boolean(pod.metadata?.deletionTimestamp);
   const failure = emitted.has("failed") ? undefined : failureOf(pod, rules, now, emitted.has("ready"));
   const due: Transition[] = [];
@@ -134,7 +159,7 @@ export interface ClientStatus {
 }
 
 /** The state of a pod that exists (or, with `gone`, just stopped existing). */
-export function clientStatus(pod: Pod, rules: StateRules, now: number, gateway: string | undefined, gone = false): ClientStatus {
+export function clientStatus(pod: TrackedPod, rules: StateRules, now: number, gateway: string | undefined, gone = false): ClientStatus {
   const annotations = pod.metadata?.annotations ?? {};
   const recorded = recordedTransitions(pod);
   const failure = failureOf(pod, rules, now, recorded.has("ready"));

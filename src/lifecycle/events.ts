@@ -1,11 +1,10 @@
 /** The events of a client's life and of releases, built by the one builder of derived events. */
 import type { CloudEventV1 } from "cloudevents";
-import type { Pod } from "kubernetes-types/core/v1";
 import { answerEvent, derivedEvent, type ResultStamp } from "../events/results.ts";
 import type { ClientLifecycleData, ReleaseDoneData, ReleaseFailedData } from "../events/schema.ts";
 import { EventTypes } from "../events/types.ts";
 import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE } from "../provision/client-pod.ts";
-import { readySince, type Transition } from "./client-state.ts";
+import { readySince, type TrackedPod, type Transition } from "./client-state.ts";
 
 const TYPE_OF: Record<Transition, string> = {
   ready: EventTypes.clientReady,
@@ -20,7 +19,7 @@ const TYPE_OF: Record<Transition, string> = {
  */
 export function lifecycleEvent(
   stamp: ResultStamp,
-  pod: Pod,
+  pod: TrackedPod,
   transition: Transition,
   data: ClientLifecycleData,
   failedAt?: string,

@@ -2,21 +2,11 @@
  * What the lifecycle tracker writes on client pods: its finalizer, and the record of delivered transitions.
  * Every write tolerates the pod being gone (404): there is then nothing left to record.
  */
-import type { Pod } from "kubernetes-types/core/v1";
 import { isStatus } from "../kube/errors.ts";
 import { AGAIN, retryOnConflict } from "../retry.ts";
-import { getPod, patchPod, podsPath } from "../kube/pods.ts";
+import { getPod, patchPod, strategicPatchPod } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
-import { ANNOTATION_EMITTED, LIFECYCLE_FINALIZER, recordValue, type Transition } from "./client-state.ts";
-
-function strategicPatch(kube: RestClient, namespace: string, name: string, patch: unknown): Promise<Pod> {
-  return kube.performRequest<Pod>({
-    method: "PATCH",
-    path: podsPath(namespace, name),
-    body: patch,
-    contentType: "application/strategic-merge-patch+json",
-  });
-}
+import { ANNOTATION_EMITTED, LIFECYCLE_FINALIZER, recordValue, type TrackedPod, type Transition } from "./client-state.ts";
 
 const gone = (error: unknown) => isStatus(error, 404);
 
@@ -25,10 +15,10 @@ const gone = (error: unknown) => isStatus(error, 404);
  * Pinned to the pod's uid: a namesake created later is never touched. A pod already being deleted cannot
  * get new finalizers (422); it is then reported without one, which only matters if we restart right now.
  */
-export async function addFinalizer(kube: RestClient, pod: Pod): Promise<void> {
+export async function addFinalizer(kube: RestClient, pod: TrackedPod): Promise<void> {
   const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
   try {
-    await strategicPatch(kube, namespace, name, { metadata: { uid, finalizers: [LIFECYCLE_FINALIZER] } });
+    await strategicPatchPod(kube, namespace, name, { metadata: { uid, finalizers: [LIFECYCLE_FINALIZER] } });
   } catch (error) {
     if (gone(error) || isStatus(error, 409, 422)) return;
     throw error;
@@ -36,10 +26,10 @@ export async function addFinalizer(kube: RestClient, pod: Pod): Promise<void> {
 }
 
 /** Records the delivered transitions on the pod, so that after a restart none is emitted again. */
-export async function recordTransitions(kube: RestClient, pod: Pod, transitions: Iterable<Transition>): Promise<void> {
+export async function recordTransitions(kube: RestClient, pod: TrackedPod, transitions: Iterable<Transition>): Promise<void> {
   const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
   try {
-    await strategicPatch(kube, namespace, name, { metadata: { uid, annotations: { [ANNOTATION_EMITTED]: recordValue(transitions) } } });
+    await strategicPatchPod(kube, namespace, name, { metadata: { uid, annotations: { [ANNOTATION_EMITTED]: recordValue(transitions) } } });
   } catch (error) {
     if (gone(error) || isStatus(error, 409)) return;
     throw error;
@@ -50,9 +40,9 @@ export async function recordTransitions(kube: RestClient, pod: Pod, transitions:
  * Removes our finalizer once `deleted` was delivered, letting the pod go. The JSON Patch tests the entry it
  * removes, so a concurrent change to the list makes it fail (422) and we read the pod again.
  */
-export async function removeFinalizer(kube: RestClient, pod: Pod): Promise<void> {
+export async function removeFinalizer(kube: RestClient, pod: TrackedPod): Promise<void> {
   const { namespace, name, uid } = pod.metadata as { namespace: string; name: string; uid: string };
-  let current = pod;
+  let current: TrackedPod = pod;
   await retryOnConflict(5, async () => {
     if (current.metadata?.uid !== uid) return;
     const index = current.metadata?.finalizers?.indexOf(LIFECYCLE_FINALIZER) ?? -1;

@@ -20,6 +20,7 @@ import {
   MANAGED_BY,
 } from "../provision/client-pod.ts";
 import { type CapacityOptions, releaseSlots } from "./capacity.ts";
+import { neverRan } from "./client-state.ts";
 import { releaseResult } from "./events.ts";
 
 export interface ReleaseOptions {
@@ -68,8 +69,9 @@ export async function releaseClient(options: ReleaseOptions, event: CloudEventV1
       });
     }
     try {
-      // The uid precondition: what we checked is what we delete, never a namesake created in between.
-      await deletePod(kube, namespace, name, pod.metadata?.uid, signal);
+      // The uid precondition: what we checked is what we delete, never a namesake created in between. A client
+      // that may run gets its own grace period (SIGTERM, time for its teardown); only one that never ran goes at once.
+      await deletePod(kube, namespace, name, pod.metadata?.uid, { force: neverRan(pod), signal });
     } catch (error) {
       if (isStatus(error, 409)) return AGAIN;
       if (!isStatus(error, 404)) throw error;

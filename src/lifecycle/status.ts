@@ -1,13 +1,15 @@
 /**
  * `GET /clients/{pod}` and `GET /clients?gateway=foo`: clients' states as JSON (pending, ready, failed,
  * deleted), read from the API server so every replica answers alike. Only pods this service created show.
+ * The list is paged like the API server's: `limit` (default and maximum 500) and `continue`, the token the
+ * previous page answered with; none is answered on the last page.
  */
 import { Hono } from "hono";
 import type { Pod } from "kubernetes-types/core/v1";
 import * as v from "valibot";
 import { LabelValue } from "../events/schema.ts";
 import { isStatus, isTransient } from "../kube/errors.ts";
-import { getPod, listPods } from "../kube/pods.ts";
+import { getPod, listPodsPage, PAGE } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { gatewayOf, LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
 import { clientStatus, type StateRules } from "./client-state.ts";
@@ -32,11 +34,24 @@ export function clientRoutes(options: StatusOptions): Hono {
     if (gateway !== undefined && !v.is(LabelValue, gateway)) {
       return c.json({ error: "gateway must be a gateway name (a Kubernetes label value)" }, 400);
     }
+    const limitText = c.req.query("limit") ?? String(PAGE);
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > PAGE) {
+      return c.json({ error: `limit must be a whole number from 1 to ${PAGE}` }, 400);
+    }
     let selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
     if (gateway !== undefined && options.gatewayLabelKey) selector += `,${options.gatewayLabelKey}=${gateway}`;
-    const list = await listPods(kube, namespace, { labelSelector: selector });
-    const clients = list.items.map(statusOf).filter((client) => gateway === undefined || client.gateway_name === gateway);
-    return c.json({ gateway, clients });
+    let page;
+    try {
+      page = await listPodsPage(kube, namespace, { labelSelector: selector, limit, continueToken: c.req.query("continue") || undefined });
+    } catch (error) {
+      if (isStatus(error, 410)) return c.json({ error: "the continue token expired: list again from the start" }, 410);
+      if (isStatus(error, 400)) return c.json({ error: "continue is not a token this list answered with" }, 400);
+      throw error;
+    }
+    const clients = page.items.map(statusOf).filter((client) => gateway === undefined || client.gateway_name === gateway);
+    const next = page.metadata?.continue || undefined;
+    return c.json({ gateway, clients, ...(next ? { continue: next } : {}) });
   });
 
   routes.get("/:pod", async (c) => {

@@ -12,6 +12,7 @@ import type { ResultStamp } from "../events/results.ts";
 import type { EventSink } from "../events/sink.ts";
 import { ANNOTATION_TRACEPARENT, ANNOTATION_TRACESTATE, traceOfPod, withTrace } from "../events/trace.ts";
 import { isStatus } from "../kube/errors.ts";
+import { type Fence, fenced, signalFence } from "../kube/fence.ts";
 import { deletePod } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
@@ -23,8 +24,10 @@ import {
   ANNOTATION_EMITTED,
   isAdmitted,
   LIFECYCLE_FINALIZER,
+  neverRan,
   recordedTransitions,
   type StateRules,
+  type TrackedPod,
   type Transition,
 } from "./client-state.ts";
 import { lifecycleEvent } from "./events.ts";
@@ -56,7 +59,7 @@ export interface TrackerOptions extends StateRules {
 }
 
 interface Entry {
-  pod: Pod;
+  pod: TrackedPod;
   /** The pod no longer exists (a DELETED event, or missing from a fresh list). */
   gone: boolean;
   /** Transitions delivered by this process: covers the moment before our record patch is seen. */
@@ -75,15 +78,26 @@ export class LifecycleTracker {
   #active = 0;
   #synced = false;
   #startedAt = 0;
+  /** This run's fence, and the client fenced with it: every call, write and delivery of the run goes through them. */
+  #fence: Fence = signalFence(AbortSignal.abort());
+  #kube: StreamingRestClient;
 
   constructor(options: TrackerOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
+    this.#kube = fenced(options.kube, this.#fence);
   }
 
-  /** Watches and reconciles until `signal` aborts. */
-  async run(signal: AbortSignal): Promise<void> {
-    const { kube, namespace, labelSelector, log } = this.#options;
+  /**
+   * Watches and reconciles until `fence.signal` aborts. The fence reaches every API call and K_SINK delivery,
+   * those under way included: once it is down (a leader's term is over), nothing more is written.
+   */
+  async run(fence: AbortSignal | Fence): Promise<void> {
+    this.#fence = fence instanceof AbortSignal ? signalFence(fence) : fence;
+    this.#kube = fenced(this.#options.kube, this.#fence);
+    const signal = this.#fence.signal;
+    const kube = this.#kube;
+    const { namespace, labelSelector, log } = this.#options;
     const sweep = setInterval(() => this.#sweep(), this.#options.resyncMs ?? 5_000);
     this.#startedAt = Date.now();
     try {
@@ -104,7 +118,7 @@ export class LifecycleTracker {
   }
 
   /** `pods` come trimmed already: the list keeps only {@link essentials} of each page. */
-  #onList(pods: Pod[]): void {
+  #onList(pods: TrackedPod[]): void {
     const present = new Set<string>();
     for (const pod of pods) {
       const uid = pod.metadata?.uid;
@@ -127,7 +141,7 @@ export class LifecycleTracker {
   }
 
   /** `pod`: what the tracker keeps of it ({@link essentials}). */
-  #update(uid: string, pod: Pod, gone: boolean): void {
+  #update(uid: string, pod: TrackedPod, gone: boolean): void {
     const entry = this.#entries.get(uid);
     if (entry) {
       entry.pod = pod;
@@ -144,6 +158,7 @@ export class LifecycleTracker {
 
   /** One reconciliation per pod at a time; a change meanwhile makes it run once more afterwards. */
   #schedule(uid: string): void {
+    if (!this.#fence.holds()) return;
     if (this.#running.has(uid)) {
       this.#again.add(uid);
       return;
@@ -158,7 +173,8 @@ export class LifecycleTracker {
         } while (this.#again.has(uid));
       } catch (error) {
         const entry = this.#entries.get(uid);
-        this.#options.log({ msg: "client lifecycle: will retry", pod: entry?.pod.metadata?.name, error: (error as Error).message });
+        // Once the fence is down the run is over: what was cut short is its successor's (or the next run's) to redo.
+        if (!this.#fence.signal.aborted) this.#options.log({ msg: "client lifecycle: will retry", pod: entry?.pod.metadata?.name, error: (error as Error).message });
       } finally {
         this.#running.delete(uid);
         this.#endTurn();
@@ -188,14 +204,16 @@ export class LifecycleTracker {
   async #reconcile(uid: string): Promise<void> {
     const entry = this.#entries.get(uid);
     if (!entry) return;
-    const { kube, sink, stamp, log } = this.#options;
+    const { sink, stamp, log } = this.#options;
+    const kube = this.#kube;
+    const fence = this.#fence;
     const pod = entry.pod;
     // A pod still behind the routing gate is a request in progress; if it never gets past, no client existed.
     if (!isAdmitted(pod)) {
       if (entry.gone) this.#entries.delete(uid);
       else if (this.#abandoned(pod)) {
         const { namespace, name } = pod.metadata as { namespace: string; name: string };
-        await deletePod(kube, namespace, name, uid).catch((error) => {
+        await deletePod(kube, namespace, name, uid, { force: true }).catch((error) => {
           if (!isStatus(error, 404, 409)) throw error;
         });
         log({ msg: "abandoned request: gated pod deleted", pod: name, causationid: pod.metadata?.annotations?.[ANNOTATION_REQUEST_ID] });
@@ -222,7 +240,7 @@ export class LifecycleTracker {
         ...(failure ? { reason: failure.reason } : {}),
         message: failure?.message ?? describe(transition, namespace, name),
       }, failure?.at), traceOfPod(pod));
-      await sink.send(event);
+      await sink.send(event, fence.signal, () => fence.holds());
       entry.emitted.add(transition);
       emitted.add(transition);
       log({ msg: "client lifecycle", type: event.type, id: event.id, pod: name, reason: failure?.reason, causationid: event.causationid as string | undefined, traceparent: event.traceparent as string | undefined });
@@ -235,7 +253,8 @@ export class LifecycleTracker {
       // A client that was never Ready in time is removed: it must neither hold a capacity slot nor turn
       // Ready after we said it failed. Its `deleted` event follows.
       if (failure?.reason === "ReadyTimeout" && !entry.gone) {
-        await deletePod(kube, namespace, name, uid).catch((error) => {
+        // With its own grace period when it may have run (its teardown gets SIGTERM); at once when it never did.
+        await deletePod(kube, namespace, name, uid, { force: neverRan(pod) }).catch((error) => {
           if (!isStatus(error, 404, 409)) throw error;
         });
       }
@@ -243,7 +262,7 @@ export class LifecycleTracker {
     if (entry.gone && (emitted.has("deleted") || !isAdmitted(pod))) this.#entries.delete(uid);
   }
 
-  #abandoned(pod: Pod): boolean {
+  #abandoned(pod: TrackedPod): boolean {
     const timeoutMs = this.#options.gatedPodTimeoutMs ?? 0;
     const created = Date.parse(pod.metadata?.creationTimestamp ?? "");
     return timeoutMs > 0 && !pod.metadata?.deletionTimestamp && Number.isFinite(created) && this.#now() - created >= timeoutMs;
@@ -252,10 +271,11 @@ export class LifecycleTracker {
 }
 
 /**
- * What the tracker keeps of a pod: only what the state rules, the events and the records read. At 20,000 pods
- * whole Pod objects (spec, managed fields, every status detail) would be most of the controller's memory.
+ * What the tracker keeps of a pod: only what the state rules, the events and the records read (a
+ * {@link TrackedPod}), copied, never invented. At 20,000 pods whole Pod objects (spec, managed fields, every
+ * status detail) would be most of the controller's memory.
  */
-export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabelKey" | "gatewayAnnotationKey">): Pod {
+export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabelKey" | "gatewayAnnotationKey">): TrackedPod {
   const { metadata = {}, spec, status } = pod;
   const pick = (from: Record<string, string> | undefined, keys: string[]) => {
     const kept: Record<string, string> = {};
@@ -281,7 +301,7 @@ export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabel
         options.gatewayAnnotationKey,
       ]),
     },
-    spec: { containers: [], schedulingGates: spec?.schedulingGates?.map((gate) => ({ name: gate.name })) },
+    spec: { nodeName: spec?.nodeName, schedulingGates: spec?.schedulingGates?.map((gate) => ({ name: gate.name })) },
     status: {
       phase: status?.phase,
       reason: status?.reason,
@@ -289,10 +309,7 @@ export function essentials(pod: Pod, options: Pick<TrackerOptions, "gatewayLabel
       conditions: ready ? [{ type: "Ready", status: ready.status, lastTransitionTime: ready.lastTransitionTime }] : [],
       containerStatuses: status?.containerStatuses?.map((container) => ({
         name: container.name,
-        image: "",
-        imageID: "",
         ready: container.ready,
-        restartCount: 0,
         state: {
           ...(container.state?.running ? { running: {} } : {}),
           ...(container.state?.terminated ? { terminated: { exitCode: container.state.terminated.exitCode, finishedAt: container.state.terminated.finishedAt } } : {}),

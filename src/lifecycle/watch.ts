@@ -16,19 +16,19 @@ export type WatchEvent =
   | { type: "ERROR"; object: KubeStatus };
 
 /** What the watch reports; called one at a time, in order. */
-export interface PodWatchHandlers {
-  /** Every matching pod that exists now: after start, and again after each 410 Gone. */
-  onList(pods: Pod[]): void | Promise<void>;
+export interface PodWatchHandlers<T = Pod> {
+  /** Every matching pod that exists now (what `keep` keeps of each): after start, and again after each 410 Gone. */
+  onList(pods: T[]): void | Promise<void>;
   onChange(type: "ADDED" | "MODIFIED" | "DELETED", pod: Pod): void | Promise<void>;
 }
 
-export interface PodWatchOptions {
+export interface PodWatchOptions<T = Pod> {
   kube: StreamingRestClient;
   namespace: string;
   labelSelector: string;
   log: Logger;
   /** What the list keeps of each pod (see `listPods`); the watch's changes come whole. */
-  keep?: (pod: Pod) => Pod;
+  keep?: (pod: Pod) => T;
   /** Asked of the server per watch request; it ends the stream then and we resume. */
   watchSeconds?: number;
   /** Backoff after a failure: from `minBackoffMs`, doubling up to `maxBackoffMs`. */
@@ -40,7 +40,7 @@ export interface PodWatchOptions {
  * Lists and watches until `signal` aborts; never throws otherwise (failures are logged and retried).
  * @returns when `signal` aborted.
  */
-export async function watchPods(options: PodWatchOptions, handlers: PodWatchHandlers, signal: AbortSignal): Promise<void> {
+export async function watchPods<T = Pod>(options: PodWatchOptions<T>, handlers: PodWatchHandlers<T>, signal: AbortSignal): Promise<void> {
   const { kube, namespace, labelSelector, log } = options;
   const path = podsPath(namespace);
   const watchSeconds = options.watchSeconds ?? 300;

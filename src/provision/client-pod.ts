@@ -121,7 +121,7 @@ export function clientPod(settings: ClientPodSettings, request: ClientRequest): 
 }
 
 /** The gateway a client pod was created for, from the label or annotation the webhook matches. */
-export function gatewayOf(pod: Pod, keys: Pick<ClientPodSettings, "gatewayLabelKey" | "gatewayAnnotationKey">): string | undefined {
+export function gatewayOf(pod: { metadata?: Pick<ObjectMeta, "labels" | "annotations"> }, keys: Pick<ClientPodSettings, "gatewayLabelKey" | "gatewayAnnotationKey">): string | undefined {
   return (keys.gatewayLabelKey && pod.metadata?.labels?.[keys.gatewayLabelKey]) ||
     (keys.gatewayAnnotationKey && pod.metadata?.annotations?.[keys.gatewayAnnotationKey]) || undefined;
 }

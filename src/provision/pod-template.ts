@@ -8,7 +8,7 @@ import type { Pod, PodSpec } from "kubernetes-types/core/v1";
 import * as v from "valibot";
 import { isTransient, KubeApiError } from "../kube/errors.ts";
 import type { RestClient } from "../kube/rest-client.ts";
-import { podsPath } from "../kube/pods.ts";
+import { dryRunCreatePod } from "../kube/pods.ts";
 import { parseYaml } from "../util/yaml.ts";
 import { type ClientPodSettings, clientPod, LABEL_COMPONENT, LABEL_MANAGED_BY, LABEL_NAME, type PodTemplate } from "./client-pod.ts";
 
@@ -87,12 +87,7 @@ export function ownedFieldProblems(template: PodTemplate, settings: Omit<ClientP
 export async function checkOnServer(kube: RestClient, settings: ClientPodSettings, gatewayName: string, file = "template"): Promise<Pod> {
   const pod = clientPod(settings, { source: "podgateway-provisioner/start-up", id: crypto.randomUUID(), gatewayName });
   try {
-    return await kube.performRequest<Pod>({
-      method: "POST",
-      path: podsPath(settings.namespace),
-      query: { dryRun: "All", fieldValidation: "Strict" },
-      body: pod,
-    });
+    return await dryRunCreatePod(kube, settings.namespace, pod);
   } catch (error) {
     const causes = error instanceof KubeApiError ? (error.status.details?.causes ?? []).map((cause) => cause.message).filter(Boolean) : [];
     const detail = causes.length > 0 && !causes.every((cause) => (error as Error).message.includes(cause!)) ? ` (${causes.join("; ")})` : "";

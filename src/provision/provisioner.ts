@@ -170,7 +170,8 @@ async function releaseRoutingGate(kube: RestClient, pod: Pod, signal?: AbortSign
 
 async function deleteIgnoringGone(kube: RestClient, namespace: string, name: string, uid: string | undefined, signal?: AbortSignal) {
   try {
-    await deletePod(kube, namespace, name, uid, signal);
+    // Only ever a pod behind the routing gate (never schedulable, so it never ran): nothing to stop gracefully.
+    await deletePod(kube, namespace, name, uid, { force: true, signal });
   } catch (error) {
     // 404: already gone. 409: the uid precondition failed, i.e. it is a newer pod, not the one we judged.
     if (!isStatus(error, 404, 409)) throw error;

@@ -5,39 +5,31 @@
  * Then stopped while idle: transient trouble is the sender's to retry, so an event gets 503 (never a failed event),
  * the service stays ready, and once the API server is back the same event succeeds.
  *
- * N = PGW_FAULT_SCALE (default 200 for CI; 1000 for the full run recorded in the README).
+ * N = PGW_FAULT_SCALE (default 200 for CI; 1000 for the full run recorded in docs/reliability.md).
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
-import { cluster, getPodOrNull, listPods, routedNamespace, waitFor } from "../support/cluster.ts";
+import { before, describe, test } from "node:test";
+import { cluster, getPodOrNull, listPods, waitFor } from "../support/cluster.ts";
 import { attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, runLoad, sleep, summarize } from "../support/knative-sender.ts";
-import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
-import { repo } from "../support/cluster.ts";
 import { serviceRuntime } from "../support/runtime.ts";
+import { clusterAsync, faultFrame } from "../support/fault.ts";
 
 const N = Number(process.env.PGW_FAULT_SCALE) || 200;
 const OUTAGE_MS = 3_000;
-const clusterAsync = (...args: string[]) => promisify(execFile)("bash", [`${repo}/cluster/cluster.sh`, ...args]);
 
 describe(`fault: API server stopped, during a load of ${N} events and while idle (${serviceRuntime})`, () => {
   let service: RunningService;
-  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
-  let watch: PodWatch;
+
+  const fault = faultFrame("e2e-fault-restart", {
+    cleanup: async () => {
+      cluster("start", "apiserver");
+      await service?.stop();
+    },
+  });
 
   before(async () => {
-    namespace = await routedNamespace("e2e-fault-restart");
-    watch = watchPods(namespace.name);
-    await watch.ready;
-    service = await startService({ CLIENT_NAMESPACE: namespace.name, KUBE_TIMEOUT_MS: "3000" });
-  });
-  after(async () => {
-    cluster("start", "apiserver");
-    await watch?.stop();
-    await service?.stop();
-    await namespace?.remove();
+    service = await startService({ CLIENT_NAMESPACE: fault.namespace.name, KUBE_TIMEOUT_MS: "3000" });
   });
 
   test("exactly N pods, no duplicates, one done answer per event", async (t) => {
@@ -66,7 +58,7 @@ describe(`fault: API server stopped, during a load of ${N} events and while idle
 
     const summary = summarize(deliveries);
     t.diagnostic(`load: ${JSON.stringify(summary)}`);
-    t.diagnostic(`timeline: ${JSON.stringify(timeline)}; watch reconnects ${watch.reconnects}`);
+    t.diagnostic(`timeline: ${JSON.stringify(timeline)}; watch reconnects ${fault.watch.reconnects}`);
     assert.ok(outage, "the API server was stopped during the load");
     assert.ok((summary.attempts ?? 0) > N, "the outage hit the load: some events needed retries");
 
@@ -82,7 +74,7 @@ describe(`fault: API server stopped, during a load of ${N} events and while idle
     }
 
     // Exactly N pods, one per request, all routed and released; none ever duplicated (watched across the restart).
-    const pods = await listPods(namespace.name);
+    const pods = await listPods(fault.namespace.name);
     const ids = pods.map((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"]);
     assert.equal(pods.length, N, "exactly N client pods");
     assert.equal(new Set(ids).size, N, "one pod per event id");
@@ -96,9 +88,9 @@ describe(`fault: API server stopped, during a load of ${N} events and while idle
       assert.equal(pod?.metadata?.annotations?.["podgateway.io/request-id"], delivery!.id, "the done answer names the event's pod");
     }
     await sleep(500); // let the watch catch up with the last updates
-    assert.deepEqual(watch.duplicates(), [], "no request ever had a second pod");
-    assert.deepEqual(watch.violations, [], "no unrouted pod was ever scheduled or ungated");
-    t.diagnostic(`pods: ${pods.length}, pod objects ever seen: ${watch.seen.size}, duplicates: ${watch.duplicates().length}`);
+    assert.deepEqual(fault.watch.duplicates(), [], "no request ever had a second pod");
+    assert.deepEqual(fault.watch.violations, [], "no unrouted pod was ever scheduled or ungated");
+    t.diagnostic(`pods: ${pods.length}, pod objects ever seen: ${fault.watch.seen.size}, duplicates: ${fault.watch.duplicates().length}`);
   });
 
   // After the load: its pod count is exact.
@@ -123,7 +115,7 @@ describe(`fault: API server stopped, during a load of ${N} events and while idle
     const up = await send();
     assert.equal(up.status, 200, up.body);
     assert.equal(up.event?.type, DONE);
-    const pod = await getPodOrNull(namespace.name, up.event!.data!.pod_name!);
+    const pod = await getPodOrNull(fault.namespace.name, up.event!.data!.pod_name!);
     assert.ok(pod?.spec?.initContainers?.some((container) => container.name === "gateway-init"));
   });
 });

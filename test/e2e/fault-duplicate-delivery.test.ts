@@ -4,30 +4,26 @@
  * byte-identical.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { listPods, routedNamespace, waitFor } from "../support/cluster.ts";
+import { before, describe, test } from "node:test";
+import { listPods, waitFor } from "../support/cluster.ts";
 import { attempt, DONE, pendingMessage, sleep } from "../support/knative-sender.ts";
-import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
+import { faultFrame } from "../support/fault.ts";
 
 const COPIES = 100;
 
 describe(`fault: one event delivered ${COPIES} times at once to two replicas (${serviceRuntime})`, () => {
   let replicas: RunningService[] = [];
-  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
-  let watch: PodWatch;
+
+  const fault = faultFrame("e2e-fault-dup", {
+    cleanup: async () => {
+      await Promise.all(replicas.map((replica) => replica.stop()));
+    },
+  });
 
   before(async () => {
-    namespace = await routedNamespace("e2e-fault-dup");
-    watch = watchPods(namespace.name);
-    await watch.ready;
-    replicas = await Promise.all([0, 1].map(() => startService({ CLIENT_NAMESPACE: namespace.name })));
-  });
-  after(async () => {
-    await Promise.all(replicas.map((replica) => replica.stop()));
-    await watch?.stop();
-    await namespace?.remove();
+    replicas = await Promise.all([0, 1].map(() => startService({ CLIENT_NAMESPACE: fault.namespace.name })));
   });
 
   test("delivered again after its answer: the same done answer, byte for byte, and one pod", async () => {
@@ -37,7 +33,7 @@ describe(`fault: one event delivered ${COPIES} times at once to two replicas (${
     const second = await send();
     assert.equal(first.event?.type, DONE, first.body);
     assert.deepEqual(second.event, first.event);
-    const pods = (await listPods(namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === message.id);
+    const pods = (await listPods(fault.namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === message.id);
     assert.equal(pods.length, 1, "one pod");
   });
 
@@ -56,7 +52,7 @@ describe(`fault: one event delivered ${COPIES} times at once to two replicas (${
         const ce = (headers: Record<string, string>) => Object.fromEntries(Object.entries(headers).filter(([key]) => key.startsWith("ce-") || key === "content-type"));
         assert.deepEqual(ce(answer.headers), ce(first.headers), "identical ce-* headers");
       }
-      const pods = (await listPods(namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === message.id);
+      const pods = (await listPods(fault.namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"] === message.id);
       assert.equal(pods.length, 1, "one pod");
       assert.equal(pods[0]!.metadata?.name, first.event?.data?.pod_name);
       assert.deepEqual(pods[0]!.spec?.schedulingGates ?? [], []);
@@ -65,8 +61,8 @@ describe(`fault: one event delivered ${COPIES} times at once to two replicas (${
       await waitFor("a log line for every copy", () => Promise.resolve(outcomes().length >= COPIES), 5_000).catch(() => {});
       assert.equal(outcomes().length, COPIES, "every copy was handled (none refused 429)");
       await sleep(300);
-      assert.deepEqual(watch.duplicates(), [], "one pod object ever for the request");
-      assert.deepEqual(watch.violations, []);
+      assert.deepEqual(fault.watch.duplicates(), [], "one pod object ever for the request");
+      assert.deepEqual(fault.watch.violations, []);
     });
   }
 });

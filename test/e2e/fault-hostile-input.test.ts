@@ -4,27 +4,29 @@
  * Each gets a clear documented answer (a 4xx naming the problem, or a failed event), and no client pod.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { CloudEvent, HTTP } from "cloudevents";
-import { listPods, routedNamespace } from "../support/cluster.ts";
+import { listPods } from "../support/cluster.ts";
 import { attempt, DONE, FAILED, pendingMessage } from "../support/knative-sender.ts";
 import { replyEvent } from "../support/received.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
+import { faultFrame } from "../support/fault.ts";
 
 type Reply = { status: number; headers: Record<string, string>; body: string; type?: string; data?: Record<string, string> };
 
 describe(`hostile input on the real service (${serviceRuntime})`, () => {
   let service: RunningService;
-  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
+
+  const fault = faultFrame("e2e-hostile", {
+    watch: false,
+    cleanup: async () => {
+      await service?.stop();
+    },
+  });
 
   before(async () => {
-    namespace = await routedNamespace("e2e-hostile");
-    service = await startService({ CLIENT_NAMESPACE: namespace.name });
-  });
-  after(async () => {
-    await service?.stop();
-    await namespace?.remove();
+    service = await startService({ CLIENT_NAMESPACE: fault.namespace.name });
   });
 
   const post = async (headers: Record<string, string>, body: string): Promise<Reply> => {
@@ -43,7 +45,7 @@ describe(`hostile input on the real service (${serviceRuntime})`, () => {
   const structured = (event: Record<string, unknown>) => post({ "content-type": "application/cloudevents+json" }, JSON.stringify(event));
   /** Pods made for events from `source` (each test sends from a source of its own). */
   const podCount = async (source = "/e2e/hostile") =>
-    (await listPods(namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-source"] === source).length;
+    (await listPods(fault.namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-source"] === source).length;
   /** A 4xx with a JSON error, or a failed event: never 5xx, never done. */
   const assertClearRefusal = (reply: Reply, what: string) => {
     assert.ok(reply.status < 500, `${what}: not a server error: ${reply.status} ${reply.body}`);
@@ -171,7 +173,7 @@ describe(`hostile input on the real service (${serviceRuntime})`, () => {
       const reply = await post(headers, body);
       if (reply.status !== 400) problems.push(`${what}: ${reply.status} ${reply.headers["ce-type"] ?? ""} ${reply.body.slice(0, 120)}`);
     }
-    const pods = (await listPods(namespace.name)).filter((pod) => !pod.metadata?.annotations?.["podgateway.io/request-source"]?.startsWith("/e2e/hostile/") || pod.metadata?.annotations?.["podgateway.io/request-source"] === "/e2e/hostile/malformed");
+    const pods = (await listPods(fault.namespace.name)).filter((pod) => !pod.metadata?.annotations?.["podgateway.io/request-source"]?.startsWith("/e2e/hostile/") || pod.metadata?.annotations?.["podgateway.io/request-source"] === "/e2e/hostile/malformed");
     assert.deepEqual(problems, [], "every malformed event is answered 400");
     assert.equal(pods.length, 0, "no pod");
   });
@@ -179,7 +181,7 @@ describe(`hostile input on the real service (${serviceRuntime})`, () => {
   test("structured mode without an id, delivered twice: never two pods (the SDK must not invent an id)", async () => {
     const body = JSON.stringify({ specversion: "1.0", source: "/e2e/hostile/noid", type: "io.podgateway.client.pending", data: { gateway_name: "bar" } });
     const replies = [await post({ "content-type": "application/cloudevents+json" }, body), await post({ "content-type": "application/cloudevents+json" }, body)];
-    const pods = (await listPods(namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-source"] === "/e2e/hostile/noid");
+    const pods = (await listPods(fault.namespace.name)).filter((pod) => pod.metadata?.annotations?.["podgateway.io/request-source"] === "/e2e/hostile/noid");
     assert.ok(pods.length <= 1, `a redelivered id-less event made ${pods.length} pods; answers ${replies.map((r) => r.status)}`);
   });
 

@@ -7,16 +7,13 @@
  * (GatewayNotRouted).
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { after, before, describe, test } from "node:test";
-import { promisify } from "node:util";
-import { adminClient, cluster, listPods, repo, routedNamespace } from "../support/cluster.ts";
+import { before, describe, test } from "node:test";
+import { adminClient, cluster, listPods } from "../support/cluster.ts";
 import { attempt, DONE, deliver, FAILED, KNATIVE_POLICY, pendingMessage, runLoad, sleep } from "../support/knative-sender.ts";
-import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
+import { clusterAsync, faultFrame } from "../support/fault.ts";
 
-const clusterAsync = (...args: string[]) => promisify(execFile)("bash", [`${repo}/cluster/cluster.sh`, ...args]);
 const SCALE = Number(process.env.PGW_FAULT_SCALE) || 200;
 const M = Math.max(10, Math.round(SCALE / 10));
 
@@ -31,20 +28,16 @@ async function failurePolicy(gateway: string): Promise<string> {
 
 describe(`fault: webhook down, gateway unknown (${serviceRuntime})`, () => {
   let service: RunningService;
-  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
-  let watch: PodWatch;
+
+  const fault = faultFrame("e2e-fault-routing", {
+    cleanup: async () => {
+      cluster("start", "webhook-foo");
+      await service?.stop();
+    },
+  });
 
   before(async () => {
-    namespace = await routedNamespace("e2e-fault-routing");
-    watch = watchPods(namespace.name);
-    await watch.ready;
-    service = await startService({ CLIENT_NAMESPACE: namespace.name });
-  });
-  after(async () => {
-    cluster("start", "webhook-foo");
-    await watch?.stop();
-    await service?.stop();
-    await namespace?.remove();
+    service = await startService({ CLIENT_NAMESPACE: fault.namespace.name });
   });
 
   test(`webhook-foo stopped: ${M} foo events get the documented answer, no pod; once it is back they complete`, async (t) => {
@@ -73,21 +66,21 @@ describe(`fault: webhook down, gateway unknown (${serviceRuntime})`, () => {
       }
     }
     t.diagnostic(`failurePolicy ${policy}; answers while webhook-foo was down: ${JSON.stringify(statuses)}`);
-    assert.deepEqual((await listPods(namespace.name, "setGateway=foo")).map((pod) => pod.metadata?.name), [], "no foo pod while its webhook is down");
+    assert.deepEqual((await listPods(fault.namespace.name, "setGateway=foo")).map((pod) => pod.metadata?.name), [], "no foo pod while its webhook is down");
 
     // Back: Knative's redelivery completes every one of them, routed by foo.
     const redelivered = await runLoad(messages, { concurrency: 8, deadlineMs: 120_000 }, (message) => deliver(service.url, message));
     for (const delivery of redelivered) {
       assert.equal(delivery?.answer?.event?.type, DONE, delivery?.answer?.body);
     }
-    const pods = await listPods(namespace.name, "setGateway=foo");
+    const pods = await listPods(fault.namespace.name, "setGateway=foo");
     assert.equal(pods.length, M);
     for (const pod of pods) {
       const init = pod.spec?.initContainers?.find((c) => c.name === "gateway-init");
       assert.ok(init && JSON.stringify(init).includes("foo-pod-gateway"), `${pod.metadata?.name} routed by foo`);
     }
-    assert.deepEqual(watch.violations, []);
-    assert.deepEqual(watch.duplicates(), []);
+    assert.deepEqual(fault.watch.violations, []);
+    assert.deepEqual(fault.watch.duplicates(), []);
   });
 
   test("webhook-foo stopped: a bar event meets foo's failurePolicy too (every webhook sees every routed-namespace pod)", async (t) => {
@@ -104,7 +97,7 @@ describe(`fault: webhook down, gateway unknown (${serviceRuntime})`, () => {
     assert.equal(result.answer?.status, policy === "Fail" ? 503 : 200, result.answer?.body);
     const redelivered = await deliver(service.url, pendingMessage("webhook-down-bar", "bar", "/e2e/fault/webhook"));
     assert.equal(redelivered.answer?.event?.type, DONE, redelivered.answer?.body);
-    assert.deepEqual(watch.violations, []);
+    assert.deepEqual(fault.watch.violations, []);
   });
 
   test(`unknown gateways: ${M} events answered GatewayNotRouted; the unrouted pods existed only gated and are gone`, async (t) => {
@@ -118,13 +111,13 @@ describe(`fault: webhook down, gateway unknown (${serviceRuntime})`, () => {
       assert.equal(delivery?.answer?.event?.data?.gateway_name, gateways[i % gateways.length]);
     }
     await sleep(1_000);
-    const unrouted = [...watch.seen.values()].filter((pod) => !pod.routed);
+    const unrouted = [...fault.watch.seen.values()].filter((pod) => !pod.routed);
     t.diagnostic(`unrouted pod objects seen by the watch: ${unrouted.length}, all deleted: ${unrouted.every((pod) => pod.deleted)}`);
     assert.ok(unrouted.length >= M, "the watch saw the unrouted pods (so it would have seen them scheduled)");
     assert.ok(unrouted.every((pod) => !pod.everScheduled && !pod.everUngated), "none was ever scheduled or ungated");
     assert.ok(unrouted.every((pod) => pod.deleted), "every unrouted pod was deleted");
-    const left = (await listPods(namespace.name)).filter((pod) => !pod.spec?.initContainers?.some((c) => c.name === "gateway-init"));
+    const left = (await listPods(fault.namespace.name)).filter((pod) => !pod.spec?.initContainers?.some((c) => c.name === "gateway-init"));
     assert.deepEqual(left.map((pod) => pod.metadata?.name), [], "no unrouted pod is left");
-    assert.deepEqual(watch.violations, []);
+    assert.deepEqual(fault.watch.violations, []);
   });
 });

@@ -10,12 +10,12 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { after, before, describe, test } from "node:test";
-import { listPods, routedNamespace } from "../support/cluster.ts";
+import { before, describe, test } from "node:test";
+import { listPods } from "../support/cluster.ts";
 import { attempt, type Attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, runLoad, sleep } from "../support/knative-sender.ts";
-import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { serviceRuntime } from "../support/runtime.ts";
+import { faultFrame } from "../support/fault.ts";
 
 const N = Number(process.env.PGW_FAULT_SCALE) || 200;
 
@@ -33,21 +33,17 @@ const GRACE_MS = 10_000;
 describe(`fault: SIGTERM during a load of ${N} events (${serviceRuntime})`, () => {
   let first: RunningService;
   let second: RunningService | undefined;
-  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
-  let watch: PodWatch;
+
+  const fault = faultFrame("e2e-fault-sigterm", {
+    cleanup: async () => {
+      // (RunningService.stop waits for an "exit" that already happened when the process died of a signal.)
+      if (first && first.process.exitCode === null && first.process.signalCode === null) await first.stop("SIGKILL");
+      await second?.stop();
+    },
+  });
 
   before(async () => {
-    namespace = await routedNamespace("e2e-fault-sigterm");
-    watch = watchPods(namespace.name);
-    await watch.ready;
-    first = await startService({ CLIENT_NAMESPACE: namespace.name, SHUTDOWN_GRACE_MS: String(GRACE_MS) });
-  });
-  after(async () => {
-    // (RunningService.stop waits for an "exit" that already happened when the process died of a signal.)
-    if (first && first.process.exitCode === null && first.process.signalCode === null) await first.stop("SIGKILL");
-    await second?.stop();
-    await watch?.stop();
-    await namespace?.remove();
+    first = await startService({ CLIENT_NAMESPACE: fault.namespace.name, SHUTDOWN_GRACE_MS: String(GRACE_MS) });
   });
 
   test("accepted requests are answered, exit 0 within the grace period, the rest completes elsewhere", async (t) => {
@@ -77,7 +73,7 @@ describe(`fault: SIGTERM during a load of ${N} events (${serviceRuntime})`, () =
 
     // Whatever was answered was answered properly; resets only for requests the service never read.
     const handled = new Set(first.logs.filter((record) => record.msg === "event").map((record) => record.id));
-    const podsNow = new Set((await listPods(namespace.name)).map((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"]));
+    const podsNow = new Set((await listPods(fault.namespace.name)).map((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"]));
     let unread = 0;
     for (const [i, result] of results.entries()) {
       const { attempt: a, answer } = result!;
@@ -99,7 +95,7 @@ describe(`fault: SIGTERM during a load of ${N} events (${serviceRuntime})`, () =
     assert.ok(remainder.length > 0, "the load went on after SIGTERM, so some requests were refused");
 
     // Redelivered to a restarted instance (as Knative would, to another pod): all done, no duplicates.
-    second = await startService({ CLIENT_NAMESPACE: namespace.name });
+    second = await startService({ CLIENT_NAMESPACE: fault.namespace.name });
     const redelivered = await runLoad(remainder, { concurrency: 16, deadlineMs: 120_000 }, (message) => deliver(second!.url, message, KNATIVE_POLICY));
     for (const delivery of redelivered) assert.equal(delivery?.answer?.event?.type, DONE, delivery?.answer?.body);
     // A sample of the answered ones again: the very same answer from the new instance.
@@ -110,11 +106,11 @@ describe(`fault: SIGTERM during a load of ${N} events (${serviceRuntime})`, () =
       assert.equal(again.answer?.headers["ce-id"], result!.answer.headers["ce-id"]);
     }
 
-    const pods = await listPods(namespace.name);
+    const pods = await listPods(fault.namespace.name);
     assert.equal(pods.length, N, "exactly N pods");
     assert.equal(new Set(pods.map((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"])).size, N);
     await sleep(300);
-    assert.deepEqual(watch.duplicates(), []);
-    assert.deepEqual(watch.violations, []);
+    assert.deepEqual(fault.watch.duplicates(), []);
+    assert.deepEqual(fault.watch.violations, []);
   });
 });

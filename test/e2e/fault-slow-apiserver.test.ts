@@ -6,14 +6,14 @@
  * with one pod each; pods whose create reached the API server while its answer was lost stayed gated meanwhile.
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { clusterKubeconfig, listPods, routedNamespace } from "../support/cluster.ts";
+import { before, describe, test } from "node:test";
+import { clusterKubeconfig, listPods } from "../support/cluster.ts";
 import { loadKubeconfig } from "../../src/kube/kubeconfig.ts";
 import { attempt, DONE, deliver, KNATIVE_POLICY, pendingMessage, runLoad, sleep } from "../support/knative-sender.ts";
-import { type PodWatch, watchPods } from "../support/pod-watch.ts";
 import { type RunningService, startService } from "../support/service.ts";
 import { kubeconfigVia, type SlowProxy, startSlowProxy } from "../support/slow-proxy.ts";
 import { serviceRuntime } from "../support/runtime.ts";
+import { faultFrame } from "../support/fault.ts";
 
 const TIMEOUT_MS = 1_000;
 const DELAY_MS = 3_000;
@@ -24,27 +24,23 @@ const BURSTS = 3;
 describe(`fault: slow API server (${serviceRuntime})`, () => {
   let proxy: SlowProxy;
   let service: RunningService;
-  let namespace: Awaited<ReturnType<typeof routedNamespace>>;
-  let watch: PodWatch;
+
+  const fault = faultFrame("e2e-fault-slow", {
+    cleanup: async () => {
+      await service?.stop();
+      await proxy?.close();
+    },
+  });
 
   before(async () => {
-    namespace = await routedNamespace("e2e-fault-slow");
-    watch = watchPods(namespace.name);
-    await watch.ready;
     const { server } = await loadKubeconfig(clusterKubeconfig());
     proxy = await startSlowProxy(server);
     service = await startService({
-      CLIENT_NAMESPACE: namespace.name,
+      CLIENT_NAMESPACE: fault.namespace.name,
       KUBECONFIG: kubeconfigVia(proxy.server, clusterKubeconfig()),
       KUBE_TIMEOUT_MS: String(TIMEOUT_MS),
       MAX_IN_FLIGHT: String(MAX_IN_FLIGHT),
     });
-  });
-  after(async () => {
-    await service?.stop();
-    await proxy?.close();
-    await watch?.stop();
-    await namespace?.remove();
   });
 
   test("through the proxy with no delay, TLS verifies and an event completes", async () => {
@@ -86,7 +82,7 @@ describe(`fault: slow API server (${serviceRuntime})`, () => {
       // a timed-out call finishes its handshake later and joins the pool), never with the requests refused.
       const requests = 1 + BURSTS * BURST;
       assert.ok(proxy.stats().accepted <= 2 + (BURSTS + 1) * MAX_IN_FLIGHT, `${requests} requests, connections through the proxy: ${JSON.stringify(proxy.stats())}`);
-      assert.deepEqual(watch.violations, [], "pods created while answers were lost stay gated");
+      assert.deepEqual(fault.watch.violations, [], "pods created while answers were lost stay gated");
     } finally {
       proxy.setDelay(0);
     }
@@ -97,12 +93,12 @@ describe(`fault: slow API server (${serviceRuntime})`, () => {
     for (const delivery of redelivered) assert.equal(delivery?.answer?.event?.type, DONE, `${delivery?.id}: ${delivery?.answer?.body}`);
     const retries = redelivered.reduce((sum, d) => sum + d!.attempts.length - 1, 0);
     t.diagnostic(`redelivered ${all.length} events after healing; ${retries} retries (429 while at MAX_IN_FLIGHT)`);
-    const pods = await listPods(namespace.name);
+    const pods = await listPods(fault.namespace.name);
     const requestIds = pods.map((pod) => pod.metadata?.annotations?.["podgateway.io/request-id"]);
     assert.equal(pods.length, all.length + 1, "one pod per event (and the warm-up one)");
     assert.equal(new Set(requestIds).size, pods.length);
     await sleep(300);
-    assert.deepEqual(watch.duplicates(), []);
-    assert.deepEqual(watch.violations, []);
+    assert.deepEqual(fault.watch.duplicates(), []);
+    assert.deepEqual(fault.watch.violations, []);
   });
 });

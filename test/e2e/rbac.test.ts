@@ -16,7 +16,7 @@ import type { RestClient } from "../../src/kube/rest-client.ts";
 import { adminClient, clusterEnv, clusterKubeconfig, getPodOrNull, repo, serviceAccountKubeconfig, serviceAccountToken, waitFor } from "../support/cluster.ts";
 import { replyEvent } from "../support/received.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
-import { fetcherFactory, serviceCommand } from "../support/runtime.ts";
+import { fetcherFactory, testedServiceCommand } from "../support/runtime.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
 
 const SERVICE_NS = "podgateway";
@@ -50,7 +50,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
   };
   /** The start-up of a mode with these options: its exit code and what it printed. */
   const startUp = (args: string[], env: Record<string, string>) => {
-    const command = serviceCommand(repo);
+    const command = testedServiceCommand(repo);
     return spawnSync(command.command, [...command.args, ...args], { env: { ...process.env, HOST: "127.0.0.1", PORT: "0", ...env }, encoding: "utf8", timeout: 30_000 });
   };
 

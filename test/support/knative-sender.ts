@@ -221,7 +221,7 @@ export async function runLoad<T, R>(items: T[], options: LoadOptions, work: (ite
   return results;
 }
 
-/** Counts of attempts and answers over many deliveries, for test diagnostics and the README's figures. */
+/** Counts of attempts and answers over many deliveries, for test diagnostics and the figures of docs/reliability.md. */
 export function summarize(deliveries: (Delivery | undefined)[]): Record<string, number> {
   const summary: Record<string, number> = { events: deliveries.length, attempts: 0, retried_events: 0, gave_up: 0, not_sent: 0 };
   for (const delivery of deliveries) {

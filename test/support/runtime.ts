@@ -1,4 +1,5 @@
 /** The pieces of a test that differ between Node and Deno, chosen once here. */
+import { type ServiceCommand, serviceCommand } from "../../bench/lib/service.ts";
 import type { FetcherFactory } from "../../src/kube/rest-client.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -19,13 +20,12 @@ export async function fetcherFactory(): Promise<FetcherFactory> {
 }
 
 /**
- * The command that runs the service: its entrypoint on this runtime, or with `PGW_TEST_SERVICE=exe` the single
- * executable (`npm run build`), so the same e2e and fault suites run against what ships.
+ * The command that runs the service under test: its entrypoint on this runtime, or with `PGW_TEST_SERVICE=exe` the
+ * single executable (`npm run build`), so the same e2e and fault suites run against what ships. The commands
+ * themselves are bench/lib/service.ts's `serviceCommand`, the one definition the bench uses too.
  */
-export function serviceCommand(repo: string): { command: string; args: string[] } {
-  if (process.env.PGW_TEST_SERVICE === "exe") return { command: `${repo}/dist/podgateway-provisioner`, args: [] };
-  if (runtime === "deno") {
-    return { command: deno.execPath(), args: ["run", "--allow-all", "--no-check", `${repo}/src/main/deno.ts`] };
-  }
-  return { command: process.execPath, args: [`${repo}/src/main/node.ts`] };
+export function testedServiceCommand(repo: string): ServiceCommand {
+  const command = serviceCommand(repo, serviceRuntime);
+  if (!command) throw new Error(`no ${serviceRuntime} to run the service with: npm ci${serviceRuntime === "exe" ? " && npm run build" : ""}`);
+  return command;
 }

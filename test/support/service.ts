@@ -3,7 +3,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { clusterKubeconfig, repo } from "./cluster.ts";
-import { serviceCommand } from "./runtime.ts";
+import { testedServiceCommand } from "./runtime.ts";
 
 export interface RunningService {
   url: string;
@@ -17,13 +17,13 @@ export interface RunningService {
 
 /** Runs `podgateway-provisioner controller` (leader-elected lifecycle tracker) the same way as the service. */
 export function startController(env: Record<string, string> = {}): Promise<RunningService> {
-  const command = serviceCommand(repo);
+  const command = testedServiceCommand(repo);
   return startService(env, { command: command.command, args: [...command.args, "controller"] });
 }
 
 /** The uninstall step, `controller --remove-finalizers`, on a namespace (admin kubeconfig unless `env` says). */
 export function removeFinalizers(namespace: string, env: Record<string, string> = {}) {
-  const command = serviceCommand(repo);
+  const command = testedServiceCommand(repo);
   return spawnSync(command.command, [...command.args, "controller", "--remove-finalizers"], {
     env: { ...process.env, KUBECONFIG: clusterKubeconfig(), CLIENT_NAMESPACE: namespace, ...env },
     encoding: "utf8",
@@ -32,7 +32,7 @@ export function removeFinalizers(namespace: string, env: Record<string, string> 
 }
 
 /** Runs the service on a free port against the local cluster; `env` adds or overrides options. */
-export async function startService(env: Record<string, string> = {}, command = serviceCommand(repo)): Promise<RunningService> {
+export async function startService(env: Record<string, string> = {}, command: { command: string; args: string[] } = testedServiceCommand(repo)): Promise<RunningService> {
   const child = spawn(command.command, command.args, {
     env: { ...process.env, KUBECONFIG: clusterKubeconfig(), HOST: "127.0.0.1", PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],

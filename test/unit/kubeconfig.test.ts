@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { kubeconfigPath, loadKubeconfig } from "../../src/kube/kubeconfig.ts";
+import { kubeconfigClient, kubeconfigPath, loadKubeconfig } from "../../src/kube/kubeconfig.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "kubeconfig-"));
 const b64 = (text: string) => Buffer.from(text).toString("base64");
@@ -56,4 +56,26 @@ test("the path follows kubectl: explicit, then the first KUBECONFIG entry, then 
   assert.equal(kubeconfigPath("/x", { KUBECONFIG: "/y" }), "/x");
   assert.equal(kubeconfigPath(undefined, { KUBECONFIG: "/y:/z" }), "/y");
   assert.match(kubeconfigPath(undefined, {}), /\.kube\/config$/);
+});
+
+test("a tokenFile is read again as it rotates, like the in-cluster service account's token", async () => {
+  const tokenPath = join(dir, "rotating-token");
+  writeFileSync(tokenPath, "first\n");
+  const path = join(dir, "with-token-file");
+  writeFileSync(path, `
+current-context: c
+clusters: [{ name: c, cluster: { server: "https://c:1" } }]
+users: [{ name: u, user: { tokenFile: rotating-token } }]
+contexts: [{ name: c, context: { cluster: c, user: u } }]
+`);
+  const sent: (string | null)[] = [];
+  const fetcher = async (_url: string, init: RequestInit) => {
+    sent.push(new Headers(init.headers).get("authorization"));
+    return new Response("{}", { status: 200, headers: { "content-type": "application/json" } });
+  };
+  const client = await kubeconfigClient(path, () => fetcher, { tokenRefreshMs: 0 });
+  await client.performRequest({ method: "GET", path: "/version" });
+  writeFileSync(tokenPath, "second\n");
+  await client.performRequest({ method: "GET", path: "/version" });
+  assert.deepEqual(sent, ["Bearer first", "Bearer second"]);
 });

@@ -20,7 +20,7 @@ const clone = <T>(value: T): T => structuredClone(value);
 export class FakeKube implements StreamingRestClient {
   readonly pods = new Map<string, Pod>();
   readonly leases = new Map<string, Lease>();
-  /** Every call, as `METHOD path`. */
+  /** Every call, as `METHOD path` (a list's further pages marked `(next page)`). */
   readonly calls: string[] = [];
   /** Calls still to fail with this error before the fake answers again. */
   failures: Error[] = [];
@@ -38,7 +38,7 @@ export class FakeKube implements StreamingRestClient {
 
   async performRequest<T = unknown>(request: KubeRequest): Promise<T> {
     await new Promise((resolve) => setTimeout(resolve, 0));
-    this.calls.push(`${request.method} ${request.path}`);
+    this.calls.push(`${request.method} ${request.path}${request.query?.continue ? " (next page)" : ""}`);
     const injected = this.failures.shift();
     if (injected) throw injected;
     const match = /^\/(?:api\/v1|apis\/coordination\.k8s\.io\/v1)\/namespaces\/([^/]+)\/(pods|leases)(?:\/([^/]+))?$/.exec(request.path);
@@ -48,8 +48,19 @@ export class FakeKube implements StreamingRestClient {
     const selector = request.query?.labelSelector ?? "";
 
     if (request.method === "GET" && !name) {
-      const items = [...store.values()].filter((item) => matches(item, selector)).map(clone);
-      return { metadata: { resourceVersion: String(this.#rv) }, items } as T;
+      let items = [...store.values()].filter((item) => matches(item, selector)).map(clone)
+        .sort((x, y) => String(x.metadata?.name).localeCompare(String(y.metadata?.name)));
+      // Paging as the API server does it: `limit`, and an opaque `continue` token (here: after which name).
+      const after = request.query?.continue;
+      if (after !== undefined) {
+        if (!after.startsWith("after:")) return fail(400, "BadRequest", "invalid continue token");
+        items = items.filter((item) => String(item.metadata?.name) > after.slice(6));
+      }
+      const limit = Number(request.query?.limit ?? 0);
+      const more = limit > 0 && items.length > limit;
+      if (more) items = items.slice(0, limit);
+      const next = more ? { continue: `after:${items.at(-1)!.metadata?.name}` } : {};
+      return { metadata: { resourceVersion: String(this.#rv), ...next }, items } as T;
     }
     const current = name ? store.get(name) : undefined;
     switch (request.method) {

@@ -140,3 +140,24 @@ test("GET /clients/{pod} and /clients?gateway= report states; unknown is 404, ba
   kube.failures.push(new KubeTransportError("connection refused"));
   assert.equal((await get("/clients/p-ready")).status, 503);
 });
+
+test("GET /clients is paged: limit and continue, as the API server pages; no continue on the last page", async () => {
+  const { kube, get } = setup();
+  for (let i = 0; i < 5; i++) kube.addPod(`p-${i}`);
+  const seen: string[] = [];
+  let token: string | undefined;
+  let pages = 0;
+  do {
+    const page = await get(`/clients?limit=2${token ? `&continue=${encodeURIComponent(token)}` : ""}`);
+    assert.equal(page.status, 200);
+    assert.ok(page.json.clients.length <= 2);
+    seen.push(...page.json.clients.map((c: { pod_name: string }) => c.pod_name));
+    token = page.json.continue;
+    pages++;
+  } while (token);
+  assert.equal(pages, 3);
+  assert.deepEqual(seen.sort(), ["p-0", "p-1", "p-2", "p-3", "p-4"]);
+  assert.equal((await get("/clients")).json.continue, undefined, "the default page holds all five");
+  for (const bad of ["0", "501", "x", "-1"]) assert.equal((await get(`/clients?limit=${bad}`)).status, 400, `limit=${bad}`);
+  assert.equal((await get("/clients?continue=garbage")).status, 400);
+});

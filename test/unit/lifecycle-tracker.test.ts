@@ -7,6 +7,7 @@ import { afterEach, test } from "node:test";
 import type { CloudEventV1 } from "cloudevents";
 import type { PodStatus } from "kubernetes-types/core/v1";
 import type { EventSink } from "../../src/events/sink.ts";
+import type { KubeRequest } from "../../src/kube/rest-client.ts";
 import { essentials, LifecycleTracker, type TrackerOptions } from "../../src/lifecycle/tracker.ts";
 import { FakeKube } from "./lifecycle-fake-kube.ts";
 
@@ -210,4 +211,71 @@ test("what the tracker keeps of a pod includes what its events read: request, re
   const kept = essentials({ metadata: { name: "p", annotations }, spec: { containers: [] } }, { gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" });
   const { "kubectl.kubernetes.io/last-applied-configuration": _dropped, ...wanted } = annotations;
   assert.deepEqual(kept.metadata?.annotations, wanted);
+});
+
+test("a run's signal reaches every API call and K_SINK delivery: once it aborts, a delivery under way stops and nothing more is called", async () => {
+  /** Every request's signal, as the API server saw it. */
+  const signals: (AbortSignal | undefined)[] = [];
+  class SignalKube extends FakeKube {
+    override performRequest<T>(request: KubeRequest): Promise<T> {
+      signals.push(request.signal);
+      return super.performRequest<T>(request);
+    }
+    override performStream<T>(request: KubeRequest & { method: "GET" }): Promise<ReadableStream<T>> {
+      signals.push(request.signal);
+      return super.performStream<T>(request);
+    }
+  }
+  const kube = new SignalKube();
+  // A K_SINK that never answers: the delivery retries until its signal stops it (or 2 s, for the test's sake).
+  const sends: { signal?: AbortSignal; ended?: string }[] = [];
+  const sink: EventSink = {
+    send: (_event, signal) => {
+      const send: { signal?: AbortSignal; ended?: string } = { signal };
+      sends.push(send);
+      return new Promise((_resolve, reject) => {
+        const timer = setTimeout(() => {
+          send.ended = "timeout";
+          reject(new Error("K_SINK timed out"));
+        }, 2_000);
+        signal?.addEventListener("abort", () => {
+          clearTimeout(timer);
+          send.ended = "aborted";
+          reject(signal.reason);
+        }, { once: true });
+      });
+    },
+  };
+  kube.addPod("p1", { status: READY });
+  const abort = new AbortController();
+  const tracker = new LifecycleTracker({
+    kube, namespace: "ns", labelSelector: "app.kubernetes.io/managed-by=podgateway-provisioner", sink,
+    stamp: { source: "/provisioner", extensions: {} }, log: () => {}, sidecarContainer: "gateway-sidecar",
+    readyTimeoutMs: 0, gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway", resyncMs: 20,
+  });
+  const done = tracker.run(abort.signal);
+  await until("a delivery under way", () => sends.length === 1);
+  assert.ok(kube.calls.some((call) => call.startsWith("PATCH")), "the finalizer was added before the delivery");
+  const callsAtAbort = signals.length;
+  abort.abort();
+  await done;
+  await tracker.idle(3_000);
+  await settle();
+  assert.equal(sends[0]!.ended, "aborted", "the delivery under way was stopped by the signal");
+  assert.equal(signals.length, callsAtAbort, "no API call started after the abort");
+  assert.equal(sends.length, 1, "no delivery after the abort");
+  assert.ok(signals.length > 0 && signals.every((signal) => signal?.aborted), "every API call carried the run's signal");
+});
+
+test("what the tracker keeps of a pod is copied, never invented: no placeholder image, imageID or restartCount", () => {
+  const kept = essentials({
+    metadata: { name: "p", uid: "u" },
+    spec: { containers: [{ name: "client", image: "alpine" }], nodeName: "node-1", schedulingGates: [{ name: "g" }] },
+    status: {
+      phase: "Running",
+      containerStatuses: [{ name: "client", ready: true, image: "alpine", imageID: "sha256:x", restartCount: 3, state: { running: { startedAt: "2026-01-01T00:00:00Z" } } }],
+    },
+  }, { gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway" });
+  assert.deepEqual(kept.spec, { nodeName: "node-1", schedulingGates: [{ name: "g" }] });
+  assert.deepEqual(kept.status?.containerStatuses, [{ name: "client", ready: true, state: { running: {} } }]);
 });

@@ -28,3 +28,21 @@ test("httpSink sends the current token as Authorization: Bearer, and none when t
     server.close();
   }
 });
+
+test("httpSink asks holds() before every attempt: once it says no (a leader's term ran out), no further attempt goes out", async () => {
+  let requests = 0;
+  const server = createServer((_req, res) => {
+    requests++;
+    res.writeHead(503).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const event = new CloudEvent({ id: "1", source: "/test", type: "io.podgateway.client.ready", data: {} });
+    let allowed = 2;
+    await assert.rejects(httpSink(url, { attempts: 5, backoffMs: 1 }).send(event, undefined, () => allowed-- > 0), { name: "AbortError" });
+    assert.equal(requests, 2, "two attempts while it held, none after");
+  } finally {
+    server.close();
+  }
+});
