@@ -86,10 +86,12 @@ export async function applyDeploy({ shippedController = false } = {}): Promise<v
 }
 
 /**
- * Deletes what applyDeploy created (namespaces first: their contents go with them), the way deploy/README.md
- * says to uninstall: with the controller stopped, `controller --remove-finalizers` frees the client pods.
+ * Deletes what applyDeploy created the way deploy/README.md says to uninstall: the controller Deployment, then
+ * `controller --remove-finalizers` frees the client pods, then the namespaces (their contents go with them).
  */
 export function removeDeploy(): void {
+  // the controller first (its pods gone: on the real node they run, and a running controller adds finalizers back)
+  kubectl("delete", "deployment", CONTROLLER, "-n", SERVICE_NS, "--ignore-not-found", "--cascade=foreground", "--timeout=120s");
   if (kubectl("get", "namespace", CLIENT_NS, "--ignore-not-found", "-o", "name")) {
     const freed = removeFinalizers(CLIENT_NS);
     if (freed.status !== 0) throw new Error(`controller --remove-finalizers failed: ${freed.stderr}`);
