@@ -19,7 +19,7 @@ import type { Pod } from "kubernetes-types/core/v1";
 import { clientPodName } from "../src/provision/client-pod.ts";
 import { cpuSeconds, rssMiB, sleep } from "./lib/cluster.ts";
 import { machine } from "./lib/facts.ts";
-import { round, summarize } from "./lib/stats.ts";
+import { percentile, round, summarize } from "./lib/stats.ts";
 import { clusterEnv, getPodOrNull } from "../test/support/cluster.ts";
 import { CLIENT_NS, sendToBroker, startFlow } from "../test/support/knative.ts";
 import { REAL_NODE_TEMPLATE } from "../test/support/real-node.ts";
@@ -110,7 +110,10 @@ try {
   const first = await followOne(-1, stamp);
   const timelines: Timeline[] = [];
   for (let i = 0; i < CLIENTS; i++) timelines.push(await followOne(i, stamp));
-  const phase = (from: keyof Timeline, to: keyof Timeline) => summarize(timelines.map((t) => t[to] - t[from]));
+  const phase = (from: keyof Timeline, to: keyof Timeline) => {
+    const values = timelines.map((t) => t[to] - t[from]);
+    return { ...summarize(values), p95: percentile([...values].sort((a, b) => a - b), 95) };
+  };
   const steps = PHASES.slice(1).map((to, k) => ({ from: PHASES[k]!, to, ms: phase(PHASES[k]!, to) }));
   const idle = await idleCost(60);
   const results = {
@@ -121,6 +124,7 @@ try {
     sentToAcceptedMs: phase("sent", "accepted"),
     sentToReadyMs: phase("sent", "ready"),
     steps,
+    timelines: timelines.map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, round(v, 0)]))),
     idle,
   };
   const dir = resolve(repo, "bench/results");
