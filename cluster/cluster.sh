@@ -259,7 +259,7 @@ ensure_certs() {
 	gen_ca ca "pgw-local-cluster-ca"
 	# the node's address too: the API server advertises it (kubernetes.default, its OIDC jwks_uri); a certificate
 	# made before the node existed is made again
-	if [ -f "$PKI/apiserver.crt" ] && ! openssl x509 -in "$PKI/apiserver.crt" -noout -ext subjectAltName 2>/dev/null | grep -q "IP Address:$NODE_IP\$"; then
+	if [ -f "$PKI/apiserver.crt" ] && ! openssl x509 -in "$PKI/apiserver.crt" -noout -ext subjectAltName 2>/dev/null | grep -qE "IP Address:$NODE_IP(,|$)"; then
 		rm -f "$PKI/apiserver.crt"
 	fi
 	gen_cert apiserver ca "/CN=kube-apiserver" serverAuth \
@@ -436,6 +436,7 @@ pid_of() { # prints pid if the component's recorded process is alive and is our 
 	pid=$(cat "$f")
 	[ -n "$pid" ] && alive "$pid" || return 1
 	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+	exe=${exe% (deleted)} # its binary replaced on disk since it started (a rebuild, npm ci): still ours
 	# our binary, possibly from an older build or another PGW_CACHE_DIR (a rebuild takes effect after
 	# down/up or stop/start): the pid file is this cluster's own record, the name guards against pid reuse
 	case $exe in

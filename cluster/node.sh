@@ -184,9 +184,12 @@ node_network_down() {
 	done
 	while ip6tables -t mangle -D FORWARD -i $NODE_BRIDGE -j DROP 2>/dev/null; do :; done
 	iptables -t mangle -F $EGRESS_CHAIN 2>/dev/null && iptables -t mangle -X $EGRESS_CHAIN
-	local ns
+	local ns pid
 	for ns in "$ECHO_NETNS" "$VOID_NETNS"; do
-		[ -e "/run/netns/$ns" ] && ip netns delete "$ns"
+		[ -e "/run/netns/$ns" ] || continue
+		# a process left in it keeps the namespace, and with it the veth, alive
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do stop_pid "$pid" 2; done
+		ip netns delete "$ns"
 	done
 	ip link show $NODE_BRIDGE >/dev/null 2>&1 && ip link delete $NODE_BRIDGE
 	return 0
@@ -480,15 +483,18 @@ node_container_pids() {
 
 # kube-proxy's and the kubelet's chains (KUBE-*, in every table, IPv4 and IPv6) and the rules that jump to them
 node_iptables_clean() {
-	local cmd table line chain
+	local cmd table line chain saved chains
 	for cmd in iptables ip6tables; do
 		for table in filter nat mangle; do
-			"$cmd-save" -t $table 2>/dev/null | grep -q KUBE- || continue
+			# read once, no `save | grep -q` (pipefail: grep -q ends the pipe early and fails it)
+			saved=$("$cmd-save" -t $table 2>/dev/null) || continue
+			[[ $saved == *KUBE-* ]] || continue
 			while read -r line; do
 				eval "$cmd -t $table -D ${line#-A }" 2>/dev/null || true
-			done < <("$cmd-save" -t $table | grep -E '^-A [A-Z]+ .*-j KUBE-')
-			for chain in $("$cmd-save" -t $table | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do "$cmd" -t $table -F "$chain"; done
-			for chain in $("$cmd-save" -t $table | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'); do "$cmd" -t $table -X "$chain"; done
+			done < <(grep -E '^-A [A-Z]+ .*-j KUBE-' <<<"$saved" || true)
+			chains=$(sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p' <<<"$saved")
+			for chain in $chains; do "$cmd" -t $table -F "$chain"; done
+			for chain in $chains; do "$cmd" -t $table -X "$chain"; done
 		done
 	done
 }

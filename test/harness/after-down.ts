@@ -21,7 +21,8 @@ test("no process of the cluster is left: none started from its binaries, its sta
     try {
       const exe = readlinkSync(`/proc/${pid}/exe`);
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-      if (exe.startsWith(`${cache}/`) || cmdline.includes(`${state}/`) || cmdline.includes(`${env.PGW_NODE_IP}:`)) {
+      const ours = [`${state}/`, `${env.PGW_NODE_IP}:`, new URL(env.PGW_ECHO_URL!).hostname];
+      if (exe.startsWith(`${cache}/`) || ours.some((mark) => cmdline.includes(mark))) {
         left.push(`${pid} ${cmdline}`);
       }
     } catch {
