@@ -527,6 +527,18 @@ start_component() { # component
 	await_component "$1" "$LAUNCHED"
 }
 
+# components that only need what already runs: all launched, then each awaited
+start_together() { # component...
+	local names=("$@") launched=() c i
+	for c in "${names[@]}"; do
+		launch_component "$c"
+		launched+=("$LAUNCHED")
+	done
+	for i in "${!names[@]}"; do
+		await_component "${names[i]}" "${launched[i]}"
+	done
+}
+
 # alive: exists and is not a zombie waiting for its (re)parent to reap it
 alive() {
 	local st
@@ -717,7 +729,7 @@ state_lock() {
 }
 
 cmd_up() {
-	local t0=$SECONDS c
+	local t0=$SECONDS
 	build_all
 	state_lock
 	ensure_config
@@ -725,15 +737,7 @@ cmd_up() {
 	# etcd, then the apiserver; the rest only need the apiserver and start side by side
 	start_component etcd
 	start_component apiserver
-	local rest=(webhook-foo webhook-bar controller-manager scheduler kwok) launched=()
-	for c in "${rest[@]}"; do
-		launch_component "$c"
-		launched+=("$LAUNCHED")
-	done
-	local i
-	for i in "${!rest[@]}"; do
-		await_component "${rest[i]}" "${launched[i]}"
-	done
+	start_together webhook-foo webhook-bar controller-manager scheduler kwok
 	bootstrap
 	node_up
 	knative_up

@@ -257,7 +257,7 @@ knative_netns() {
 
 knative_up() {
 	knative_enabled || return 0
-	local t0=$SECONDS c
+	local t0=$SECONDS
 	# the dispatcher silently serves nothing when 8080/8443 are taken
 	if ! pid_of kn-dispatcher >/dev/null && curl -s --max-time 1 -o /dev/null "http://$HOST:$KN_DISPATCHER_PORT/"; then
 		die "port $KN_DISPATCHER_PORT is in use: Knative's IMC dispatcher needs it (and 8443)"
@@ -273,15 +273,7 @@ knative_up() {
 		crd/inmemorychannels.messaging.knative.dev crd/subscriptions.messaging.knative.dev >/dev/null
 	knative_kubeconfigs
 	start_component kn-net
-	local launched=()
-	for c in "${KNATIVE_COMPONENTS[@]:1}"; do
-		launch_component "$c"
-		launched+=("$LAUNCHED")
-	done
-	local i
-	for i in "${!launched[@]}"; do
-		await_component "${KNATIVE_COMPONENTS[i + 1]}" "${launched[i]}"
-	done
+	start_together "${KNATIVE_COMPONENTS[@]:1}"
 	# Brokers and Triggers are admitted only once the webhook has put its CA into its configurations
 	local deadline=$((SECONDS + 60))
 	until [ -n "$(kc get mutatingwebhookconfiguration webhook.eventing.knative.dev -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" ]; do

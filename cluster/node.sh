@@ -432,7 +432,7 @@ EOF
 
 node_up() {
 	node_enabled || return 0
-	local t0=$SECONDS c
+	local t0=$SECONDS
 	node_network_up
 	node_cgroups
 	node_manifest | kc apply --server-side --force-conflicts --field-manager=pgw-cluster -f - >/dev/null
@@ -440,15 +440,7 @@ node_up() {
 	images_build_all
 	# kubelet wants its runtime at start; the rest only need the API server
 	start_component containerd
-	local rest=(node-net coredns kubelet kube-proxy echo-host) launched=()
-	for c in "${rest[@]}"; do
-		launch_component "$c"
-		launched+=("$LAUNCHED")
-	done
-	local i
-	for i in "${!rest[@]}"; do
-		await_component "${rest[i]}" "${launched[i]}"
-	done
+	start_together node-net coredns kubelet kube-proxy echo-host
 	kc wait --for=condition=Ready --timeout=120s node/$NODE_NAME >/dev/null
 	node_gateways
 	log "real node $NODE_NAME up in $((SECONDS - t0))s (pods $NODE_POD_CIDR, echo host http://$ECHO_IP:$ECHO_PORT)"
