@@ -18,7 +18,7 @@ CLUSTER_DNS_IP=10.96.0.10
 ECHO_NET=10.250.0.0/30 ECHO_HOST_SIDE=10.250.0.1 ECHO_IP=10.250.0.2 ECHO_PORT=8080
 ECHO_LINK=pgwecho0
 # a destination nothing answers, routed into an empty namespace: the firewall's positive control
-VOID_NET=198.51.100.0/24 VOID_LINK=pgwvoid0
+VOID_HOST_SIDE=198.51.100.254 VOID_IP=198.51.100.1 VOID_LINK=pgwvoid0
 EGRESS_CHAIN=PGW-EGRESS
 CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.3
@@ -141,7 +141,7 @@ node_network_up() {
 	node_sysctl net.ipv4.conf.all.send_redirects 0
 	node_sysctl net.ipv4.conf.$NODE_BRIDGE.send_redirects 0
 	node_veth_netns "$ECHO_NETNS" $ECHO_LINK $ECHO_HOST_SIDE $ECHO_IP 30
-	node_veth_netns "$VOID_NETNS" $VOID_LINK 198.51.100.254 198.51.100.1 24
+	node_veth_netns "$VOID_NETNS" $VOID_LINK $VOID_HOST_SIDE $VOID_IP 24
 	node_firewall
 }
 
@@ -516,7 +516,7 @@ export PGW_NODE_TAINT=$NODE_TAINT
 export PGW_NODE_LABEL=$NODE_LABEL
 export PGW_ECHO_URL=http://$ECHO_IP:$ECHO_PORT
 export PGW_ECHO_NETNS=$ECHO_NETNS
-export PGW_VOID_IP=198.51.100.1
+export PGW_VOID_IP=$VOID_IP
 export PGW_EGRESS_CHAIN=$EGRESS_CHAIN
 export CONTAINERD_ADDRESS=$CONTAINERD_SOCK
 export CTR=$CONTAINERD_BIN_DIR/ctr
