@@ -386,6 +386,9 @@ args_of() {
 		fi
 		;;
 	controller-manager)
+		# The fault tests stop the API server; the controller-manager's informers can take over a minute after a
+		# restart to see the nodes' heartbeats again, and a node then judged NotReady gets its pods marked NotReady,
+		# which kwok never undoes (Knative's data-plane Deployments stayed unavailable): 5 minutes of grace.
 		printf '%s\n' --kubeconfig="$KCFG_DIR/controller-manager.kubeconfig" \
 			--authentication-kubeconfig="$KCFG_DIR/controller-manager.kubeconfig" \
 			--authorization-kubeconfig="$KCFG_DIR/controller-manager.kubeconfig" \
@@ -393,7 +396,8 @@ args_of() {
 			--service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
 			--cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
 			--use-service-account-credentials=true --leader-elect=false --cluster-name=pgw-local \
-			--profiling=false
+			--profiling=false \
+			--node-monitor-grace-period=300s
 		;;
 	scheduler)
 		printf '%s\n' --kubeconfig="$KCFG_DIR/scheduler.kubeconfig" \
