@@ -2,7 +2,7 @@
  * Access to the local cluster (`npm run cluster -- up`) for e2e tests: an admin client built from the
  * service's own REST client, and helpers to make and clean up a routed namespace.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -36,6 +36,19 @@ export function clusterEnv(): ClusterEnv {
     throw new Error(`no local cluster: ${env.KUBECONFIG ?? "its kubeconfig"} is missing; run \`npm run cluster -- up\` first`);
   }
   return (envCache = env as ClusterEnv);
+}
+
+/** Runs the cluster's kubectl (`input` on its stdin): its status and output; never throws for a failing command. */
+export function kubectlRun(args: string[], input?: string) {
+  const env = clusterEnv();
+  return spawnSync(env.KUBECTL, args, { encoding: "utf8", input, env: { ...process.env, KUBECONFIG: env.KUBECONFIG } });
+}
+
+/** Runs the cluster's kubectl; throws with its stderr when it fails. */
+export function kubectlOk(args: string[], input?: string): string {
+  const result = kubectlRun(args, input);
+  if (result.status !== 0) throw new Error(`kubectl ${args.join(" ")}: ${result.stderr}`);
+  return result.stdout;
 }
 
 /** The admin kubeconfig of the local cluster. */

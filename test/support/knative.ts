@@ -10,7 +10,7 @@ import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { OutputData } from "../../src/events/schema.ts";
-import { cluster, repo, serviceAccountKubeconfig, waitFor } from "./cluster.ts";
+import { cluster, kubectlOk, repo, serviceAccountKubeconfig, waitFor } from "./cluster.ts";
 import { checkData } from "./received.ts";
 import { routeNamespace } from "./real-node.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "./service.ts";
@@ -50,10 +50,7 @@ export function knativeEnv(): KnativeEnv {
 
 /** Runs kubectl against the local cluster; throws with its stderr when it fails. */
 export function kubectl(...args: string[]): string {
-  const env = knativeEnv();
-  const result = spawnSync(env.KUBECTL, args, { encoding: "utf8", env: { ...process.env, KUBECONFIG: env.KUBECONFIG } });
-  if (result.status !== 0) throw new Error(`kubectl ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
+  return kubectlOk(args);
 }
 
 /**
@@ -77,11 +74,8 @@ export async function applyDeploy({ shippedController = false } = {}): Promise<v
   for (const object of manifests) {
     if (!shippedController && object?.kind === "Deployment" && object.metadata.name === CONTROLLER) object.spec.replicas = 0;
   }
-  const env = knativeEnv();
-  const applied = spawnSync(env.KUBECTL, ["apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-f", "-"], {
-    encoding: "utf8", input: JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests.filter(Boolean) }), env: { ...process.env, KUBECONFIG: env.KUBECONFIG },
-  });
-  if (applied.status !== 0) throw new Error(`kubectl apply of cluster/deploy: ${applied.stderr}`);
+  kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-f", "-"],
+    JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests.filter(Boolean) }));
   routeNamespace(CLIENT_NS);
 }
 

@@ -3,11 +3,11 @@
  * run inside pods. Everything is asked of the cluster as an operator would (kubectl, iptables).
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { clusterEnv, getPodOrNull, repo, waitFor } from "./cluster.ts";
+import { clusterEnv, getPodOrNull, kubectlOk, kubectlRun, repo, waitFor } from "./cluster.ts";
 import { CLIENT_NS, resultAtSink, sendToBroker, type Sink } from "./knative.ts";
 
 /** What cluster.sh says about the node (throws when the cluster runs without one). */
@@ -22,20 +22,9 @@ export function nodeEnv() {
 /** The local overlay's client pod template: clients on the real node, with the client image built here. */
 export const REAL_NODE_TEMPLATE = join(repo, "cluster/deploy/client-pod-template.yaml");
 
-function kubectl(args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
-  const env = clusterEnv();
-  return spawnSync(env.KUBECTL, args, { encoding: "utf8", input, env: { ...process.env, KUBECONFIG: env.KUBECONFIG }, timeout: 120_000 });
-}
-
-function kubectlOk(args: string[], input?: string): string {
-  const result = kubectl(args, input);
-  if (result.status !== 0) throw new Error(`kubectl ${args.join(" ")}: ${result.stderr}`);
-  return result.stdout;
-}
-
 /** Runs a command in a pod's container: its exit status and output (never throws for a failing command). */
 export function execIn(namespace: string, pod: string, container: string, ...command: string[]) {
-  return kubectl(["exec", "-n", namespace, pod, "-c", container, "--", ...command]);
+  return kubectlRun(["exec", "-n", namespace, pod, "-c", container, "--", ...command]);
 }
 
 /** A container's log. */
