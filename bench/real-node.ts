@@ -11,16 +11,16 @@
  * Then the node's components idle for 60 s with every client running: their RSS and CPU.
  * Writes bench/results/real-node-<date>.json; BENCHMARKS.md's "Real node" section comes from the newest one.
  */
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Pod } from "kubernetes-types/core/v1";
 import { clientPodName } from "../src/provision/client-pod.ts";
-import { cpuSeconds, rssMiB, sleep } from "./lib/cluster.ts";
+import { Cluster, cpuSeconds, findCluster, rssMiB, sleep } from "./lib/cluster.ts";
 import { machine } from "./lib/facts.ts";
 import { percentile, round, summarize } from "./lib/stats.ts";
-import { clusterEnv, getPodOrNull } from "../test/support/cluster.ts";
+import { getPodOrNull } from "../test/support/cluster.ts";
 import { CLIENT_NS, sendToBroker, startFlow } from "../test/support/knative.ts";
 import { REAL_NODE_TEMPLATE } from "../test/support/real-node.ts";
 import { writeReport } from "./report.ts";
@@ -29,6 +29,7 @@ process.env.PGW_TEST_SERVICE ??= "exe";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({ options: { clients: { type: "string", default: "20" } } });
 const CLIENTS = Number(flags.clients);
+const cluster = await Cluster.connect(findCluster(repo));
 
 /**
  * The moments (ms since the event was sent) a client passes each phase. `accepted` (the broker's 202) is apart:
@@ -69,17 +70,12 @@ async function followOne(i: number, stamp: string): Promise<Timeline> {
   return timeline as Timeline;
 }
 
-/** The node's host processes by component, from the cluster's pid files; the shims summed. */
+/** The node's host processes by component (the pid files cluster.sh keeps), and the shims. */
 function nodeProcesses(): Record<string, number[]> {
-  const env = clusterEnv();
-  const pids: Record<string, number[]> = {};
-  for (const c of ["containerd", "kubelet", "kube-proxy", "coredns", "registry", "node-net"]) {
-    try {
-      pids[c] = [Number(readFileSync(`${env.PGW_CLUSTER_STATE_DIR}/pids/${c}.pid`, "utf8"))];
-    } catch {
-      pids[c] = [];
-    }
-  }
+  const components = cluster.componentPids();
+  const pids: Record<string, number[]> = Object.fromEntries(
+    ["containerd", "kubelet", "kube-proxy", "coredns", "registry", "node-net"].map((c) => [c, components[c] ? [components[c]!] : []]),
+  );
   pids.shims = [];
   for (const p of readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
     try {
