@@ -346,15 +346,13 @@ bin_of() {
 	kwok) echo "$KWOK_BIN_DIR/kwok" ;;
 	webhook-foo | webhook-bar) echo "$WEBHOOK_BIN_DIR/gateway-admision-controller" ;;
 	kn-*) knative_bin_of "$1" ;;
-	registry | node-net | containerd | coredns | kubelet | kube-proxy | echo-host) node_bin_of "$1" ;;
-	*) die "unknown component '$1' (known: ${COMPONENTS[*]})" ;;
+	*) node_bin_of "$1" ;;
 	esac
 }
 
 args_of() {
 	case $1 in
 	kn-*) knative_args_of "$1" ;;
-	registry | node-net | containerd | coredns | kubelet | kube-proxy | echo-host) node_args_of "$1" ;;
 	etcd)
 		printf '%s\n' --name=pgw --data-dir="$STATE/etcd" \
 			--listen-client-urls="http://$HOST:$ETCD_CLIENT_PORT" --advertise-client-urls="http://$HOST:$ETCD_CLIENT_PORT" \
@@ -431,6 +429,7 @@ args_of() {
 			--sidecarImage="$POD_GATEWAY_IMAGE" --sidecarImagePullPol=IfNotPresent \
 			--sidecarCmd=/bin/client_sidecar.sh --sidecarMountPoint=/config
 		;;
+	*) node_args_of "$1" ;;
 	esac
 }
 

@@ -82,6 +82,7 @@ node_bin_of() {
 	kubelet) echo "$K8S_BIN_DIR/kubelet" ;;
 	kube-proxy) echo "$K8S_BIN_DIR/kube-proxy" ;;
 	echo-host) echo "$ROOT/node_modules/.bin/node" | xargs readlink -f ;;
+	*) die "unknown component '$1' (known: ${COMPONENTS[*]})" ;;
 	esac
 }
 
