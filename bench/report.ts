@@ -32,8 +32,10 @@ export function writeReport(repo: string, file = latestResults(repo)): string[] 
   writeFileSync(svgPath, plot(results));
   const scale = latestScale(repo);
   const node = latestOf(repo, /^real-node-.*\.json$/);
+  const serving = latestOf(repo, /^serving-.*\.json$/);
   writeFileSync(mdPath, markdown(results, basename(file), analysis) + (scale ? "\n" + scaleSection(scale.results, scale.file) : "") +
-    (node ? "\n" + realNodeSection(JSON.parse(readFileSync(node, "utf8")) as RealNodeResults, basename(node)) : ""));
+    (node ? "\n" + realNodeSection(JSON.parse(readFileSync(node, "utf8")) as RealNodeResults, basename(node)) : "") +
+    (serving ? "\n" + servingSection(JSON.parse(readFileSync(serving, "utf8")) as ServingResults, basename(serving)) : ""));
   return [mdPath, svgPath];
 }
 
@@ -92,6 +94,36 @@ function realNodeSection(r: RealNodeResults, file: string): string {
     "| --- | ---: | ---: | ---: |",
     ...Object.entries(r.idle).map(([c, v]) => `| ${c} | ${v.processes} | ${fmt(v.rssMiB, 1)} | ${fmt(v.cpuMsPerS, 2)} |`),
     `| **all** | | **${fmt(total.rss, 1)}** | **${fmt(total.cpu, 2)}** |`,
+    "",
+  ].join("\n");
+}
+
+type Latency = { n: number; p50: number; p95: number; max: number };
+/** What `node bench/serving.ts` writes. */
+export interface ServingResults {
+  startedAt: string;
+  machine: { loadavgStart: number[] };
+  zero: { n: number; acceptedMs: Latency; doneMs: Latency };
+  warm: { n: number; acceptedMs: Latency; doneMs: Latency; revisionPods: number };
+}
+
+function servingSection(r: ServingResults, file: string): string {
+  const row = (label: string, l: Latency) => `| ${label} | ${l.n} | ${fmt(l.p50, 0)} | ${fmt(l.p95, 0)} | ${fmt(l.max, 0)} |`;
+  return [
+    "## Knative Serving: event → done at zero and warm",
+    "",
+    `\`node bench/serving.ts\` (${file}, ${r.startedAt}, load ${r.machine.loadavgStart.join(" / ")} at start): deploy/'s Knative Service on the`,
+    "local cluster's real Serving (Kourier + Envoy, the activator, our image's revision with its queue-proxy on the real node), one",
+    "pending event at a time through the broker; clients on kwok's nodes. *At zero*: the revision had scaled to zero before each event",
+    "(the activator holds it while a pod starts: scheduling, sandbox, image already on the node, the executable's start, readiness).",
+    "*Accepted*: the broker's 202, which comes once the provisioner has answered; *done*: its result at the sink.",
+    "",
+    "| path | events | p50 ms | p95 ms | max ms |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    row("at zero: sent → accepted", r.zero.acceptedMs),
+    row("at zero: sent → done at the sink", r.zero.doneMs),
+    row("warm: sent → accepted", r.warm.acceptedMs),
+    row("warm: sent → done at the sink", r.warm.doneMs),
     "",
   ].join("\n");
 }

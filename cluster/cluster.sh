@@ -49,6 +49,8 @@ knative_enabled && COMPONENTS+=("${KNATIVE_COMPONENTS[@]}")
 source "$CLUSTER_SRC/images.sh"
 source "$CLUSTER_SRC/node.sh"
 node_enabled && COMPONENTS+=("${NODE_COMPONENTS[@]}")
+# Knative Serving and Kourier (cluster/serving.sh): pods on the real node; PGW_SERVING=0 leaves them out
+source "$CLUSTER_SRC/serving.sh"
 NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
@@ -104,6 +106,15 @@ build_key() { # dir extra-string
 	} | sha256sum | cut -c1-12
 }
 
+# key of a vendored module built with -mod=vendor: its go.mod, go.sum and vendor/modules.txt stand for its tree
+vendored_module_key() { # module-dir extra-line...
+	{
+		cat "$1/go.mod" "$1/go.sum" "$1/vendor/modules.txt" 2>/dev/null || true
+		printf '%s\n' "${@:2}" "-s -w"
+		go env GOVERSION GOOS GOARCH 2>/dev/null || true
+	} | sha256sum | cut -c1-12
+}
+
 # key of vendored source trees: every file's path and content
 tree_key() { # extra-string dir...
 	local extra=$1 d
@@ -128,6 +139,7 @@ compute_bin_dirs() {
 	CE_BIN_DIR=$BIN_ROOT/cloudevents-conformance-$(tree_key "$(declare -f build_cloudevents)" "$VENDOR/cloudevents-conformance")
 	knative_bin_dirs
 	node_bin_dirs
+	serving_bin_dirs
 }
 
 go_build() { # out-dir module-dir ldflags pkgs...
@@ -208,6 +220,7 @@ build_all() {
 	[ -s "$KWOK_BIN_DIR/stages.yaml" ] || done_all=0
 	knative_enabled && { [ -f "$KNATIVE_BIN_DIR/.complete" ] && [ -f "$KNET_BIN_DIR/.complete" ] || done_all=0; }
 	node_enabled && for d in "$CONTAINERD_BIN_DIR" "$RUNC_BIN_DIR" "$COREDNS_BIN_DIR"; do [ -f "$d/.complete" ] || done_all=0; done
+	serving_enabled && { serving_built || done_all=0; }
 	((done_all)) && return 0
 	exec 8>"$BIN_ROOT/.build-lock"
 	flock 8
@@ -223,6 +236,7 @@ build_all() {
 		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 	node_enabled && node_build_all
 	knative_enabled && knative_build_all
+	serving_enabled && serving_build_all
 	flock -u 8
 }
 
@@ -378,7 +392,8 @@ args_of() {
 		if node_enabled; then
 			printf '%s\n' --advertise-address=$NODE_IP --endpoint-reconciler-type=lease \
 				--kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
-				--kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP
+				--kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
+				--enable-admission-plugins=PodNodeSelector,PodTolerationRestriction
 		else
 			printf '%s\n' --advertise-address=$HOST --endpoint-reconciler-type=none
 		fi
@@ -743,7 +758,9 @@ cmd_up() {
 	start_together webhook-foo webhook-bar controller-manager scheduler kwok
 	bootstrap
 	node_up
+	serving_up
 	knative_up
+	serving_wait
 	log "cluster up in $((SECONDS - t0))s: $API_URL (kubeconfig $KUBECONFIG_PATH)"
 }
 

@@ -19,6 +19,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then # run directly: what cluster.sh would ha
 fi
 
 IMAGES=(pod-gateway client pause)
+# images of one Go binary each, FROM scratch (name -> binary path): registered by who needs them (serving.sh)
+declare -A IMAGES_BINARY=()
 IMAGES_REGISTRY=127.0.0.1:5001
 IMAGES_DIR=$CACHE/images # build stamps (<name>-<key>.digest), debootstrap's package cache, build logs
 IMAGES_STORE=(--root "$CACHE/containers/storage" --runroot "$CACHE/containers/run" --storage-driver vfs)
@@ -35,7 +37,9 @@ images_repo_of() {
 	pod-gateway) echo angelnu/pod-gateway ;;
 	client) echo podgateway/client ;;
 	pause) echo pause ;;
-	*) die "unknown image '$1'" ;;
+	envoy) echo envoyproxy/envoy ;;
+	*) [ -n "${IMAGES_BINARY[$1]:-}" ] || die "unknown image '$1'"
+		echo "knative/$1" ;;
 	esac
 }
 images_tags_of() { # name key
@@ -43,7 +47,15 @@ images_tags_of() { # name key
 	pod-gateway) echo "$IMAGES_POD_GATEWAY_VERSION" ;;
 	client) echo "$2 latest" ;;
 	pause) echo "${IMAGES_PAUSE_TAGS[*]}" ;;
+	envoy) echo "$ENVOY_VERSION" ;;
+	*) echo "$2" ;;
 	esac
+}
+# the reference pods name: the first tag
+images_ref() { # name
+	local tags
+	read -r -a tags <<<"$(images_tags_of "$1" "$(images_key_of "$1")")"
+	echo "$IMAGES_REGISTRY/$(images_repo_of "$1"):${tags[0]}"
 }
 
 # ---------------------------------------------------------------- keys
@@ -80,6 +92,9 @@ images_key_of() {
 		"$IMAGES_POD_GATEWAY_SRC" ;;
 	client) images_key "$common $(declare -f images_root_client images_debootstrap)" ;;
 	pause) images_key "$common $(declare -f images_root_pause) $(gcc -dumpfullversion 2>/dev/null)" "$(images_pause_src)" ;;
+	envoy) images_key "$common $(declare -f images_root_envoy images_root_client images_debootstrap) $ENVOY_VERSION" ;;
+	# the binary's build directory is named after its build key: no need to hash the binary itself
+	*) images_key "$common $(declare -f images_root_binary) $1 ${IMAGES_BINARY[$1]}" ;;
 	esac
 }
 
@@ -182,19 +197,25 @@ EOF
 }
 
 # client pods: sh, sleep (busybox, with all its applets) and curl, with just the libraries they load, taken
-# from a throw-away Debian root; runs as 65532 on a read-only root (nothing writes outside /tmp).
-images_root_client() { # root
-	local r=$1 stage=$1.stage f files
+# from a throw-away Debian root; runs as 65532 on a read-only root (nothing writes outside /tmp). Any further
+# binary given is added in /usr/local/bin, with the libraries it loads.
+images_root_client() { # root [binary...]
+	local r=$1 stage=$1.stage f files extra=()
+	shift
 	images_debootstrap "$stage" busybox,curl,ca-certificates
+	for f in "$@"; do
+		install -D -m 0755 "$f" "$stage/usr/local/bin/${f##*/}"
+		extra+=("usr/local/bin/${f##*/}")
+	done
 	mkdir -p "$r"/usr/bin "$r"/usr/lib "$r"/usr/lib64 "$r"/etc "$r"/home/nonroot "$r"/tmp
 	ln -s usr/bin "$r/bin"
 	ln -s usr/lib "$r/lib"
 	ln -s usr/lib64 "$r/lib64"
-	files=$(chroot "$stage" ldd /usr/bin/busybox /usr/bin/curl |
+	files=$(chroot "$stage" ldd /usr/bin/busybox /usr/bin/curl "${extra[@]/#//}" |
 		awk '$2 == "=>" && $3 ~ /^\// { print substr($3, 2) } $1 ~ /^\/.*[^:]$/ { print substr($1, 2) }' | sort -u)
 	# resolved inside the stage (its symlinks are absolute), stored dereferenced at the paths ldd names
 	# shellcheck disable=SC2086
-	chroot "$stage" tar -C / -chf - usr/bin/busybox usr/bin/curl etc/ssl/certs/ca-certificates.crt $files |
+	chroot "$stage" tar -C / -chf - usr/bin/busybox usr/bin/curl "${extra[@]}" etc/ssl/certs/ca-certificates.crt $files |
 		tar -C "$r" -xf - --keep-directory-symlink
 	for f in $(chroot "$r" /usr/bin/busybox --list); do
 		[ -e "$r/usr/bin/$f" ] || ln -s busybox "$r/usr/bin/$f"
@@ -205,6 +226,17 @@ images_root_client() { # root
 	chown 65532:65532 "$r/home/nonroot"
 	chmod 1777 "$r/tmp"
 	rm -rf "$stage"
+}
+
+# Kourier's gateway: the official Envoy (glibc) at the path Kourier's Deployment runs, with sh and curl for its
+# preStop hook (drain the listeners)
+images_root_envoy() { # root
+	images_root_client "$1" "$ENVOY_BIN_DIR/envoy"
+}
+
+# one static Go binary at /ko-app/<command>, where ko (Knative's image builder) puts it
+images_root_binary() { # root name
+	install -D -m 0755 "${IMAGES_BINARY[$2]}" "$1/ko-app/$(basename "${IMAGES_BINARY[$2]}")"
 }
 
 # Kubernetes' own pause (build/pause/linux/pause.c of the k8s.io/kubernetes module), static, as its Makefile
@@ -228,6 +260,8 @@ images_config_of() { # name key: buildah config arguments, one a line
 	client) printf '%s\n' --env PATH=/usr/bin:/bin --env HOME=/home/nonroot --workingdir / --user 65532:65532 \
 		--cmd '["sleep","infinity"]' ;;
 	pause) printf '%s\n' --user 65535:65535 --entrypoint '["/pause"]' ;;
+	envoy) printf '%s\n' --env PATH=/usr/local/bin:/usr/bin:/bin --workingdir / --user 65534:65534 ;;
+	*) printf '%s\n' --user 65532:65532 --entrypoint "[\"/ko-app/$(basename "${IMAGES_BINARY[$1]}")\"]" ;;
 	esac
 }
 
@@ -274,7 +308,7 @@ images_build_one() { # name
 	tmp=$IMAGES_DIR/tmp/$name.$$
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
-	"images_root_${name//-/_}" "$tmp/root"
+	if [ -n "${IMAGES_BINARY[$name]:-}" ]; then images_root_binary "$tmp/root" "$name"; else "images_root_${name//-/_}" "$tmp/root"; fi
 	images_commit "$name" "$key" "$tmp/root"
 	rm -rf "$tmp"
 	log "pushed $name in $((SECONDS - t0))s: ${tags[*]/#/$IMAGES_REGISTRY/$repo:} ($(cat "$stamp"))"
@@ -318,11 +352,10 @@ images_build_all() {
 # export PGW_IMAGE_<NAME>=<ref> (the registry's names; containerd on the node maps ghcr.io/..., registry.k8s.io/...
 # onto the same paths)
 images_env() {
-	local name ref var
+	local name var
 	for name in "${IMAGES[@]}"; do
-		if [ "$name" = client ]; then ref=$(images_key_of client); else ref=$(images_tags_of "$name" ""); fi
 		var=${name//-/_}
-		echo "export PGW_IMAGE_${var^^}=$IMAGES_REGISTRY/$(images_repo_of "$name"):${ref%% *}"
+		echo "export PGW_IMAGE_${var^^}=$(images_ref "$name")"
 	done
 }
 

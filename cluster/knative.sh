@@ -6,32 +6,14 @@ KNATIVE_CMDS=(controller broker/ingress broker/filter in_memory/channel_controll
 KNATIVE_BIN_DIR=""
 
 knative_bin_dir() {
-	local key
-	key=$({
-		cat "$KNATIVE_SRC/go.mod" "$KNATIVE_SRC/go.sum" "$KNATIVE_SRC/vendor/modules.txt" 2>/dev/null || true
-		printf '%s\n' "${KNATIVE_CMDS[@]}" "-s -w"
-		go env GOVERSION GOOS GOARCH 2>/dev/null || true
-	} | sha256sum | cut -c1-12)
-	KNATIVE_BIN_DIR=$BIN_ROOT/knative-eventing-$key
+	KNATIVE_BIN_DIR=$BIN_ROOT/knative-eventing-$(vendored_module_key "$KNATIVE_SRC" "${KNATIVE_CMDS[@]}")
 }
 
 # go build in place (the vendor tree is read-only; -o writes elsewhere); binaries are named after
 # the last path element, so broker/ingress -> ingress, in_memory/channel_dispatcher -> channel_dispatcher.
 knative_build() {
-	local out=$KNATIVE_BIN_DIR
-	[ -f "$out/.complete" ] && return 0
 	[ -f "$KNATIVE_SRC/go.mod" ] || die "Knative Eventing sources not found in $KNATIVE_SRC"
-	local tmp="$out.tmp.$$" c pkgs=()
-	for c in "${KNATIVE_CMDS[@]}"; do pkgs+=("./cmd/$c"); done
-	rm -rf "$tmp"
-	mkdir -p "$tmp"
-	log "building $(basename "$out") (one-time; cached in $BIN_ROOT)"
-	local t0=$SECONDS
-	(cd "$KNATIVE_SRC" && GOFLAGS=-mod=vendor go build -buildvcs=false -trimpath -ldflags="-s -w" -o "$tmp/" "${pkgs[@]}") >&2
-	touch "$tmp/.complete"
-	rm -rf "$out"
-	mv "$tmp" "$out"
-	log "built $(basename "$out") in $((SECONDS - t0))s"
+	GOFLAGS=-mod=vendor go_build "$KNATIVE_BIN_DIR" "$KNATIVE_SRC" "-s -w" "${KNATIVE_CMDS[@]/#/./cmd/}"
 }
 
 # ---------------------------------------------------------------- processes

@@ -37,6 +37,14 @@ KUBELET_PORT=10250 KUBELET_HEALTH_PORT=10248
 NODE_COMPONENTS=(registry node-net containerd coredns kubelet kube-proxy echo-host)
 CONTAINERD_BIN_DIR="" RUNC_BIN_DIR="" COREDNS_BIN_DIR=""
 
+# Namespace annotations that put every pod of a namespace on the real node (the API server's PodNodeSelector and
+# PodTolerationRestriction admission plugins add the node's selector and the toleration of its taint), as YAML lines
+node_placement_annotations() {
+	local key=${NODE_TAINT%%=*} rest=${NODE_TAINT#*=}
+	printf '    %s\n' "scheduler.alpha.kubernetes.io/node-selector: $NODE_LABEL" \
+		"scheduler.alpha.kubernetes.io/defaultTolerations: '[{\"key\":\"$key\",\"operator\":\"Equal\",\"value\":\"${rest%%:*}\",\"effect\":\"${rest#*:}\"}]'"
+}
+
 # PGW_NODE=0 leaves the real node out (kwok only, as before)
 node_enabled() { [ "${PGW_NODE:-1}" != 0 ]; }
 

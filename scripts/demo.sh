@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end (`npm run demo`): bring up the local cluster (Knative Eventing, the real node with
 # gateways foo and bar, the echo host), build our image into the local registry, apply deploy/ (cluster/deploy),
-# run the provisioner as a pod of that image (behind the Knative Serving stand-in) and a `cloudevents listen` sink
-# in the cloudevents-player's place, send one io.podgateway.client.pending event for gateway foo to the Broker with
+# where Knative Serving runs the provisioner's Knative Service as pods of that image, with a `cloudevents listen`
+# sink in the cloudevents-player's place, send one io.podgateway.client.pending event for gateway foo to the Broker with
 # curl, and print the result event, the client pod running on the real node, and what the echo host saw of the
 # client's request: foo's gateway pod's address. Leaves the cluster running (`npm run cluster -- down`).
 set -euo pipefail
@@ -39,12 +39,14 @@ ip netns exec "$PGW_KNATIVE_SINK_NETNS" "$CLOUDEVENTS_CLI" listen -P 8080 >"$sin
 sink=$!
 trap 'kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true' EXIT
 until curl -fsS "$PGW_KNATIVE_SINK_URL/history" >/dev/null 2>&1; do sleep 0.1; done
-kc patch services.serving.knative.dev cloudevents-player -n podgateway --subresource=status --type=merge \
-  -p "{\"status\":{\"url\":\"$PGW_KNATIVE_SINK_URL\",\"address\":{\"url\":\"$PGW_KNATIVE_SINK_URL\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}]}}" >/dev/null
+# the player's image is not built here: its Trigger delivers to the sink instead
+kc delete services.serving.knative.dev cloudevents-player -n podgateway --ignore-not-found >/dev/null
+kc patch triggers.eventing.knative.dev cloudevents-player -n podgateway --type=merge \
+  -p "{\"spec\":{\"subscriber\":{\"ref\":null,\"uri\":\"$PGW_KNATIVE_SINK_URL\"}}}" >/dev/null
 
-echo "--- the provisioner as a pod of our image on the real node (Knative Serving stand-in: its revision as a Deployment)"
-until [ -n "$(kc get sinkbinding podgateway-provisioner -n podgateway -o jsonpath='{.status.sinkUri}')" ]; do sleep 0.5; done
-node cluster/serving-standin.ts podgateway podgateway-provisioner
+echo "--- the provisioner: its Knative Service on Knative Serving, a revision of our image on the real node"
+kc wait -n podgateway --for=condition=Ready --timeout=300s services.serving.knative.dev/podgateway-provisioner >/dev/null
+kc get services.serving.knative.dev -n podgateway podgateway-provisioner
 kc rollout status -n podgateway deployment/podgateway-provisioner-controller --timeout=180s >/dev/null
 kc wait -n podgateway --for=condition=Ready --timeout=60s broker/default trigger/podgateway-provisioner trigger/cloudevents-player >/dev/null
 kc get pods -n podgateway -o wide
@@ -80,7 +82,7 @@ done
 # the sink prints every event on the broker as YAML: show the ones of this request
 awk -v id="$id" 'BEGIN{RS="---\n"} index($0, id) && /scheduling/ {printf "%s---\n", $0}' "$sinklog"
 pod=$(awk -v id="causationid: $id" '/^---/{s=""} /subject:/{s=$2} index(tolower($0),id){print s; exit}' "$sinklog")
-[ -n "$pod" ] || { echo "no result event at the sink: see kubectl logs -n podgateway deployment/podgateway-provisioner-standin"; exit 1; }
+[ -n "$pod" ] || { echo "no result event at the sink: see kubectl logs -n podgateway -l serving.knative.dev/service=podgateway-provisioner -c provisioner"; exit 1; }
 
 echo "--- the client pod, running on the real node"
 kc wait -n podgateway-clients --for=condition=Ready --timeout=180s pod/"$pod" >/dev/null

@@ -1,46 +1,42 @@
 /**
- * deploy/ as shipped, for real on the real node: the provisioner (service mode, behind the Serving stand-in) and
- * its controller (the shipped Deployment, two replicas, leader-elected) run as pods of our FROM-scratch image
- * pulled from the local registry, with in-cluster configuration from their projected ServiceAccount tokens and the
- * shipped RBAC. The broker's Trigger delivers to the provisioner's Service; the controller's SinkBinding gives it
- * K_SINK and its OIDC token.
+ * deploy/ as shipped, for real on the real node: the provisioner (service mode: the Knative Service, a revision of
+ * Knative Serving) and its controller (the shipped Deployment, two replicas, leader-elected) run as pods of our
+ * FROM-scratch image pulled from the local registry, with in-cluster configuration from their projected
+ * ServiceAccount tokens and the shipped RBAC. The broker's Trigger delivers to the Knative Service's address (Kourier,
+ * then the revision's queue-proxy); the SinkBindings give both K_SINK and their OIDC tokens.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { join } from "node:path";
-import { clusterEnv, repo, waitFor } from "../support/cluster.ts";
-import {
-  applyDeploy, awaitDelivery, brokerToken, CLIENT_NS, CONTROLLER, kubectl, PLAYER, PROVISIONER, removeDeploy, SERVICE_NS,
-  setServiceAddress, type Sink, startSink, waitReady,
-} from "../support/knative.ts";
+import { waitFor } from "../support/cluster.ts";
+import { CLIENT_NS, CONTROLLER, kubectl, PROVISIONER, SERVICE_NS, type Sink } from "../support/knative.ts";
+import { type ServingFlow, startServingFlow } from "../support/serving.ts";
 import { askEcho, containerProcess, gatewayPod, nodeEnv, provisionThroughBroker } from "../support/real-node.ts";
 
 const pods = (selector: string) =>
   kubectl("get", "pods", "-n", SERVICE_NS, "-l", selector, "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}").split("\n").filter(Boolean);
 
 describe("deploy/ on the real node: our image runs the provisioner and its controller", { timeout: 600_000 }, () => {
+  let flow: ServingFlow;
   let sink: Sink;
 
   before(async () => {
-    await applyDeploy({ shippedController: true });
-    sink = await startSink();
-    setServiceAddress(PLAYER, sink.url);
-    await waitFor("the provisioner's SinkBinding to be ready", async () =>
-      kubectl("get", "sinkbindings.sources.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.sinkUri}") !== "", 60_000);
-    const { KUBECTL, KUBECONFIG } = clusterEnv();
-    execFileSync(join(repo, "node_modules/.bin/node"), [join(repo, "cluster/serving-standin.ts"), SERVICE_NS, PROVISIONER],
-      { stdio: "inherit", env: { ...process.env, KUBECTL, KUBECONFIG } });
+    flow = await startServingFlow({ shippedController: true });
+    sink = flow.sink;
     kubectl("rollout", "status", "-n", SERVICE_NS, `deployment/${CONTROLLER}`, "--timeout=180s");
-    await waitReady("triggers.eventing.knative.dev", PROVISIONER);
-    await brokerToken();
-    await awaitDelivery(sink);
   });
-  after(async () => {
-    await sink?.stop();
-    removeDeploy();
-  });
+  after(() => flow?.stop());
 
+  test("an event through the broker: the provisioner pod makes a routed client; the controller pod tells it ready", async () => {
+    const pod = await provisionThroughBroker(sink, "foo");
+    const seen = askEcho(CLIENT_NS, pod);
+    assert.ok(seen.ok, `request failed: ${!seen.ok && seen.error}`);
+    assert.equal(seen.remote_address, gatewayPod("foo")!.ip);
+    await waitFor(`io.podgateway.client.ready for ${pod} at the sink (the in-cluster controller, K_SINK with its OIDC token)`, async () =>
+      (await sink.events()).some((e) => e.ContextAttributes.type === "io.podgateway.client.ready" && e.ContextAttributes.subject === pod), 120_000);
+    const log = kubectl("logs", "-n", SERVICE_NS, "-l", `serving.knative.dev/service=${PROVISIONER}`, "-c", "provisioner", "--tail=-1");
+    assert.match(log, new RegExp(pod), "the provisioner pod logged the client it made");
+  });
+  // right after the event: the revision has a pod until it has been idle for a while (scale to zero)
   test("both modes run as pods of our image on the real node: Ready, uid 65532, read-only root", () => {
     const running = [...pods(`app.kubernetes.io/name=${PROVISIONER}`), ...pods(`app.kubernetes.io/name=${CONTROLLER}`)];
     assert.equal(running.length, 3, `one provisioner and two controller pods, not ${running.join(", ")}`);
@@ -54,16 +50,5 @@ describe("deploy/ on the real node: our image runs the provisioner and its contr
       assert.equal(process.uid, 65532, pod);
       assert.equal(process.readOnlyRoot, true, pod);
     }
-  });
-
-  test("an event through the broker: the provisioner pod makes a routed client; the controller pod tells it ready", async () => {
-    const pod = await provisionThroughBroker(sink, "foo");
-    const seen = askEcho(CLIENT_NS, pod);
-    assert.ok(seen.ok, `request failed: ${!seen.ok && seen.error}`);
-    assert.equal(seen.remote_address, gatewayPod("foo")!.ip);
-    await waitFor(`io.podgateway.client.ready for ${pod} at the sink (the in-cluster controller, K_SINK with its OIDC token)`, async () =>
-      (await sink.events()).some((e) => e.ContextAttributes.type === "io.podgateway.client.ready" && e.ContextAttributes.subject === pod), 120_000);
-    const log = kubectl("logs", "-n", SERVICE_NS, `deployment/${PROVISIONER}-standin`);
-    assert.match(log, new RegExp(pod), "the provisioner pod logged the client it made");
   });
 });

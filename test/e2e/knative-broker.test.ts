@@ -3,8 +3,8 @@
  * shipped: a curl-style POST with ce-* headers to the broker ingress → the provisioner's Trigger → the
  * provisioner → its reply → the broker → the cloudevents-player Trigger → a sink (`cloudevents listen`, the
  * real conformance CLI, in the player's place), with sender authentication on as shipped (Knative OIDC); the
- * controller's lifecycle events go to the broker too. The Knative Services' addresses are set through their status
- * (Knative Serving does not run here): the provisioner and the sink run on this machine.
+ * controller's lifecycle events go to the broker too. The provisioner and the sink run on this machine (the
+ * Triggers name their URLs): the Knative Service on real Serving is test/e2e/serving.test.ts's and in-cluster.test.ts's.
  *
  * Needs the local cluster with Knative (`npm run cluster -- up`). Without it the tests FAIL, they never skip.
  */

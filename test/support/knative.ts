@@ -53,12 +53,26 @@ export function kubectl(...args: string[]): string {
   return kubectlOk(args);
 }
 
+/** Where applyDeploy runs the provisioner's Knative Service: on Knative Serving, or not at all (a test's process). */
+export interface DeployOptions {
+  /** The shipped controller Deployment runs its replicas (on the real node); otherwise it gets none. */
+  shippedController?: boolean;
+  /**
+   * The provisioner's Knative Service (and its SinkBinding) as shipped, on the cluster's Knative Serving. Without
+   * it they are left out and the Trigger is pointed at a provisioner the test runs (startProvisioner).
+   */
+  serving?: boolean;
+  /** Client pods from deploy/'s own template (kwok's nodes) instead of the local one (the real node): for volume. */
+  kwokClients?: boolean;
+}
+
 /**
  * Applies deploy/ as shipped (`kubectl apply -k cluster/deploy`: everything, the template ConfigMap, controller
  * and network policy included), into fresh namespaces (an earlier run's, or the demo's, are deleted first), and
- * routes the client namespace (the gateways' settings ConfigMaps, as the pod-gateway chart copies them).
+ * routes the client namespace (the gateways' settings ConfigMaps, as the pod-gateway chart copies them). The
+ * cloudevents-player's Knative Service is left out: its Trigger delivers to a test's sink (pointTrigger).
  */
-export async function applyDeploy({ shippedController = false } = {}): Promise<void> {
+export async function applyDeploy({ shippedController = false, serving = false, kwokClients = false }: DeployOptions = {}): Promise<void> {
   removeDeploy();
   await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
     kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", 180_000);
@@ -70,13 +84,25 @@ export async function applyDeploy({ shippedController = false } = {}): Promise<v
   }
   // Most tests run the controller on this machine (startShippedController, which they stop and restart): the
   // shipped Deployment, which runs on the real node, gets no replicas unless `shippedController`.
-  const manifests = parseAllDocuments(kubectl("kustomize", join(repo, "cluster/deploy"))).map((doc) => doc.toJS());
+  const manifests = parseAllDocuments(kubectl("kustomize", join(repo, "cluster/deploy"))).map((doc) => doc.toJS()).filter(Boolean);
+  const servedByTest = (o: { apiVersion: string; kind: string; metadata: { name: string } }) =>
+    (o.kind === "Service" && o.metadata.name === PLAYER && o.apiVersion === "serving.knative.dev/v1") ||
+    (!serving && o.metadata.name === PROVISIONER && ["serving.knative.dev/v1", "sources.knative.dev/v1"].includes(o.apiVersion));
   for (const object of manifests) {
-    if (!shippedController && object?.kind === "Deployment" && object.metadata.name === CONTROLLER) object.spec.replicas = 0;
+    if (!shippedController && object.kind === "Deployment" && object.metadata.name === CONTROLLER) object.spec.replicas = 0;
+    if (kwokClients && object.kind === "ConfigMap" && object.metadata.name.startsWith("podgateway-client-pod-template")) {
+      object.data["client-pod-template.yaml"] = readFileSync(join(repo, "deploy/client-pod-template.yaml"), "utf8");
+    }
   }
   kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=e2e-knative", "-f", "-"],
-    JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests.filter(Boolean) }));
+    JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests.filter((o) => !servedByTest(o)) }));
   routeNamespace(CLIENT_NS);
+}
+
+/** Points a Trigger of deploy/ at a URL instead of its Knative Service (a process or sink of the test's). */
+export function pointTrigger(trigger: string, url: string, audience?: string): void {
+  kubectl("patch", "triggers.eventing.knative.dev", trigger, "-n", SERVICE_NS, "--type=merge",
+    "-p", JSON.stringify({ spec: { subscriber: { ref: null, uri: url, ...(audience ? { audience } : {}) } } }));
 }
 
 /**
@@ -91,16 +117,6 @@ export function removeDeploy(): void {
     if (freed.status !== 0) throw new Error(`controller --remove-finalizers failed: ${freed.stderr}`);
   }
   kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", SERVICE_NS, CLIENT_NS, "podgateway-gateways");
-}
-
-/**
- * Knative Serving does not run here: the Knative Service's address is set through its status subresource,
- * pointing at a process on this machine (the one stand-in left).
- */
-export function setServiceAddress(name: string, url: string, audience?: string): void {
-  const status = { address: { url, ...(audience ? { audience } : {}) }, url, conditions: [{ type: "Ready", status: "True" }] };
-  kubectl("patch", "services.serving.knative.dev", name, "-n", SERVICE_NS, "--subresource=status", "--type=merge",
-    "-p", JSON.stringify({ status }));
 }
 
 /** Waits until a Knative object reports Ready=True. */
@@ -220,7 +236,7 @@ export function shippedEnv(file: string, kind: string): Record<string, string> {
 /**
  * Runs the provisioner on this machine as deploy/service.yaml configures it (its env: sender authentication on,
  * for the Trigger's audience and identity), authenticated with a real token of deploy/rbac.yaml's ServiceAccount,
- * and points the Knative Service's address (and audience, what Serving would publish) at it.
+ * and points the Trigger at it, with the audience the shipped Trigger names.
  */
 export async function startProvisioner(env: Record<string, string> = {}): Promise<RunningService> {
   const { kubeconfig, remove } = await serviceAccountKubeconfig(SERVICE_NS, PROVISIONER);
@@ -230,9 +246,7 @@ export async function startProvisioner(env: Record<string, string> = {}): Promis
   shipped.CLIENT_POD_TEMPLATE = join(repo, "deploy/client-pod-template.yaml");
   const service = await startService({ ...shipped, KUBECONFIG: kubeconfig, ...env }).finally(remove); // read at start-up
   try {
-    setServiceAddress(PROVISIONER, service.url, shipped.OIDC_AUDIENCE);
-    // The Trigger must deliver here. It picks up a Service's first address, but was not seen to follow a
-    // changed one: a replaced provisioner keeps its port (PORT), and applyDeploy starts from fresh namespaces.
+    pointTrigger(PROVISIONER, service.url, shipped.OIDC_AUDIENCE);
     await waitFor("the Trigger to deliver to the provisioner", async () =>
       kubectl("get", "triggers.eventing.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.subscriberUri}") === service.url);
   } catch (error) {
@@ -304,7 +318,7 @@ export async function startFlow(history?: number, env: Record<string, string> = 
   let controller: RunningService | undefined;
   try {
     sink = await startSink(history);
-    setServiceAddress(PLAYER, sink.url);
+    pointTrigger(PLAYER, sink.url);
     service = await startProvisioner(env);
     controller = await startShippedController();
     await waitReady("brokers.eventing.knative.dev", "default");

@@ -103,7 +103,10 @@ export async function provisionThroughBroker(sink: Sink, gateway: string): Promi
 
 /** The host's view of a pod's first container process (containerd's task): its uid and whether / is read-only. */
 export function containerProcess(namespace: string, pod: string): { uid: number; readOnlyRoot: boolean } {
-  const id = kubectlOk(["get", "pod", "-n", namespace, pod, "-o", "jsonpath={.status.containerStatuses[0].containerID}"]).replace(/^containerd:\/\//, "");
+  // the pod's first container (a revision pod's second is Knative's queue-proxy)
+  const info = JSON.parse(kubectlOk(["get", "pod", "-n", namespace, pod, "-o", "json"]));
+  const first = info.status.containerStatuses.find((c: { name: string }) => c.name === info.spec.containers[0].name);
+  const id = String(first?.containerID).replace(/^containerd:\/\//, "");
   const env = clusterEnv();
   const tasks = execFileSync(env.CTR!, ["--address", env.CONTAINERD_ADDRESS!, "-n", "k8s.io", "task", "ls"], { encoding: "utf8" });
   const pid = tasks.split("\n").map((line) => line.trim().split(/\s+/)).find(([task]) => task === id)?.[1];
