@@ -47,7 +47,7 @@ images_tags_of() { # name key
 	pod-gateway) echo "$IMAGES_POD_GATEWAY_VERSION" ;;
 	client) echo "$2 latest" ;;
 	pause) echo "${IMAGES_PAUSE_TAGS[*]}" ;;
-	envoy) echo "$ENVOY_VERSION" ;;
+	envoy) echo "$ENVOY_VERSION-$2" ;;
 	*) echo "$2" ;;
 	esac
 }

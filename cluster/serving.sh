@@ -19,8 +19,8 @@ serving_enabled && IMAGES+=("${SERVING_CMDS[@]/#/serving-}" kourier envoy)
 
 serving_bin_dirs() {
 	local c
-	SERVING_BIN_DIR=$BIN_ROOT/knative-serving-$(vendored_module_key "$SERVING_SRC" "${SERVING_CMDS[@]}")
-	KOURIER_BIN_DIR=$BIN_ROOT/net-kourier-$(vendored_module_key "$KOURIER_SRC" kourier)
+	SERVING_BIN_DIR=$BIN_ROOT/knative-serving-$(vendored_module_key "$SERVING_SRC" "${SERVING_CMDS[@]}" CGO_ENABLED=0)
+	KOURIER_BIN_DIR=$BIN_ROOT/net-kourier-$(vendored_module_key "$KOURIER_SRC" kourier CGO_ENABLED=0)
 	ENVOY_BIN_DIR=$BIN_ROOT/envoy-$ENVOY_VERSION
 	for c in "${SERVING_CMDS[@]}"; do IMAGES_BINARY[serving-$c]=$SERVING_BIN_DIR/$c; done
 	IMAGES_BINARY[kourier]=$KOURIER_BIN_DIR/kourier
@@ -28,9 +28,10 @@ serving_bin_dirs() {
 
 serving_built() { [ -f "$SERVING_BIN_DIR/.complete" ] && [ -f "$KOURIER_BIN_DIR/.complete" ] && [ -x "$ENVOY_BIN_DIR/envoy" ]; }
 
+# static (no cgo), as ko builds them: the images are FROM scratch
 serving_build_all() {
-	GOFLAGS=-mod=vendor go_build "$SERVING_BIN_DIR" "$SERVING_SRC" "-s -w" "${SERVING_CMDS[@]/#/./cmd/}"
-	GOFLAGS=-mod=vendor go_build "$KOURIER_BIN_DIR" "$KOURIER_SRC" "-s -w" ./cmd/kourier
+	CGO_ENABLED=0 GOFLAGS=-mod=vendor go_build "$SERVING_BIN_DIR" "$SERVING_SRC" "-s -w" "${SERVING_CMDS[@]/#/./cmd/}"
+	CGO_ENABLED=0 GOFLAGS=-mod=vendor go_build "$KOURIER_BIN_DIR" "$KOURIER_SRC" "-s -w" ./cmd/kourier
 	serving_envoy
 }
 
