@@ -162,6 +162,11 @@ go_build() { # out-dir module-dir ldflags pkgs...
 	log "built $(basename "$out") in $((SECONDS - t0))s"
 }
 
+# the file a path of a vendored tree stands for: the export turned symlinks into files holding the link target
+vendored_file() { # path
+	if grep -q : "$1"; then echo "$1"; else realpath -m "$(dirname "$1")/$(cat "$1")"; fi
+}
+
 # a writable copy of a vendored module, to build in; printed path is removed by the caller
 vendor_copy() { # vendor-folder
 	local tmp

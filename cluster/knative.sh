@@ -149,9 +149,7 @@ knative_manifest_args() {
 		"$cfg"/channels/in-memory-channel/deployments/dispatcher{,-service}.yaml; do
 		# Deployments and Services of the data plane are applied so that kwok reports ready endpoints and an
 		# Available dispatcher (the reconcilers wait for them); the real processes serve on the host.
-		# the export turned symlinks into files holding the link target
-		grep -q : "$f" || f=$(realpath -m "$(dirname "$f")/$(cat "$f")")
-		printf '%s\n' -f "$f"
+		printf '%s\n' -f "$(vendored_file "$f")"
 	done
 }
 

@@ -56,9 +56,8 @@ serving_envoy() {
 # config/'s files in order (kubectl applies them in this order), as -f arguments
 serving_crd_args() {
 	local f
-	for f in "$SERVING_SRC"/config/core/300-resources/*.yaml "$SERVING_SRC"/config/core/300-imagecache.yaml \
-		"$SERVING_SRC"/config/core/300-knativecertificate.yaml; do
-		printf '%s\n' -f "$f"
+	for f in "$SERVING_SRC"/config/core/300-resources/*.yaml "$SERVING_SRC"/config/core/300-imagecache.yaml; do
+		printf '%s\n' -f "$(vendored_file "$f")"
 	done
 }
 
@@ -72,12 +71,13 @@ serving_manifests() {
 	done
 	sed_args+=(-e "s|ko://knative.dev/net-kourier/cmd/kourier\$|$(images_ref kourier)|"
 		-e "s|image: docker.io/envoyproxy/envoy:.*|image: $(images_ref envoy)|")
-	for f in "$core"/100-namespace.yaml "$core"/200-roles/*.yaml "$core"/200-serviceaccount.yaml "$core"/999-cache.yaml \
+	for f in "$core"/100-namespace.yaml "$core"/200-roles/*.yaml "$core"/200-serviceaccount.yaml \
+		"$core"/300-knativecertificate.yaml "$core"/999-cache.yaml \
 		"$core"/configmaps/*.yaml "$core"/deployments/{activator,autoscaler,controller,webhook}.yaml \
 		"$KOURIER_SRC"/config/{100-namespace,200-bootstrap,200-config,200-serviceaccount,300-controller,300-gateway}.yaml \
 		"$core"/webhooks/*.yaml; do
 		echo "---"
-		sed "${sed_args[@]}" "$f"
+		sed "${sed_args[@]}" "$(vendored_file "$f")"
 	done
 }
 

@@ -8,12 +8,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { waitFor } from "../support/cluster.ts";
-import { CLIENT_NS, CONTROLLER, kubectl, PROVISIONER, SERVICE_NS, type Sink } from "../support/knative.ts";
+import { CLIENT_NS, CONTROLLER, kubectl, PROVISIONER, SERVICE_NS, type Sink, waitReady } from "../support/knative.ts";
 import { type ServingFlow, startServingFlow } from "../support/serving.ts";
 import { askEcho, containerProcess, gatewayPod, nodeEnv, provisionThroughBroker } from "../support/real-node.ts";
 
-const pods = (selector: string) =>
-  kubectl("get", "pods", "-n", SERVICE_NS, "-l", selector, "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}").split("\n").filter(Boolean);
+/** The pods a selector names, terminating ones (an earlier revision's, a rolled ReplicaSet's) left out. */
+const pods = (selector: string): string[] =>
+  JSON.parse(kubectl("get", "pods", "-n", SERVICE_NS, "-l", selector, "-o", "json")).items
+    .filter((p: { metadata: { deletionTimestamp?: string } }) => !p.metadata.deletionTimestamp)
+    .map((p: { metadata: { name: string } }) => p.metadata.name);
 
 describe("deploy/ on the real node: our image runs the provisioner and its controller", { timeout: 600_000 }, () => {
   let flow: ServingFlow;
@@ -22,6 +25,8 @@ describe("deploy/ on the real node: our image runs the provisioner and its contr
   before(async () => {
     flow = await startServingFlow({ shippedController: true });
     sink = flow.sink;
+    // its SinkBinding changes the Deployment's template (K_SINK, the OIDC token volume): a second rollout
+    await waitReady("sinkbindings.sources.knative.dev", CONTROLLER, 120_000);
     kubectl("rollout", "status", "-n", SERVICE_NS, `deployment/${CONTROLLER}`, "--timeout=180s");
   });
   after(() => flow?.stop());
@@ -38,7 +43,8 @@ describe("deploy/ on the real node: our image runs the provisioner and its contr
   });
   // right after the event: the revision has a pod until it has been idle for a while (scale to zero)
   test("both modes run as pods of our image on the real node: Ready, uid 65532, read-only root", () => {
-    const running = [...pods(`app.kubernetes.io/name=${PROVISIONER}`), ...pods(`app.kubernetes.io/name=${CONTROLLER}`)];
+    const revision = kubectl("get", "services.serving.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "jsonpath={.status.latestReadyRevisionName}");
+    const running = [...pods(`serving.knative.dev/revision=${revision}`), ...pods(`app.kubernetes.io/name=${CONTROLLER}`)];
     assert.equal(running.length, 3, `one provisioner and two controller pods, not ${running.join(", ")}`);
     for (const pod of running) {
       const info = JSON.parse(kubectl("get", "pod", "-n", SERVICE_NS, pod, "-o", "json"));

@@ -19,7 +19,9 @@ const SOURCE = "/e2e/serving";
 /** How many events the revision's pods answered 429 themselves (their /metrics, port 8080 on each pod's address). */
 async function busyAnswers(): Promise<number> {
   let busy = 0;
-  for (const pod of await revisionPods()) {
+  const pods = await revisionPods();
+  assert.ok(pods.length > 0, "a revision pod to ask");
+  for (const pod of pods) {
     const text = await (await fetch(`http://${pod.status!.podIP}:8080/metrics`)).text();
     for (const m of text.matchAll(/^podgateway_events_total\{type="unread",outcome="busy"\} (\d+)$/gm)) busy += Number(m[1]);
   }

@@ -46,7 +46,14 @@ export async function startServingFlow(options: Omit<DeployOptions, "serving"> &
   try {
     sink = await startSink(options.history);
     pointTrigger(PLAYER, sink.url);
-    await waitReady("services.serving.knative.dev", PROVISIONER, 300_000);
+    // The SinkBinding changes the Knative Service's template (K_SINK, the OIDC token volume): a new revision. Ready
+    // once that one is.
+    await waitReady("sinkbindings.sources.knative.dev", PROVISIONER, 120_000);
+    await waitFor("the Knative Service Ready on its latest revision", async () => {
+      const { metadata, status } = JSON.parse(kubectl("get", "services.serving.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "json"));
+      return status?.observedGeneration === metadata.generation && status.latestReadyRevisionName === status.latestCreatedRevisionName &&
+        status.conditions?.some((c: { type: string; status: string }) => c.type === "Ready" && c.status === "True");
+    }, 300_000);
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
     await brokerToken();
     await awaitDelivery(sink);
