@@ -247,6 +247,7 @@ describe("deploy/ files (static)", () => {
 describe("deploy/ on the local cluster (server-side dry-run)", () => {
   let cluster: ClusterEnv;
   let created: string[] = [];
+  let accounts: Obj[] = [];
   let scratch: string;
 
   const kubectl = (...args: string[]) =>
@@ -269,10 +270,17 @@ describe("deploy/ on the local cluster (server-side dry-run)", () => {
     created = wanted.filter((name) => kubectl("get", "namespace", name).status !== 0);
     const apply = kubectl("apply", "--server-side", "--field-manager=deploy-test", "-f", join(deployDir, "namespace.yaml"));
     assert.equal(apply.status, 0, `applying deploy/namespace.yaml failed: ${apply.stderr}`);
+    // Knative Serving's webhook validates a Knative Service by dry-running its pod, which needs its ServiceAccount
+    accounts = objects("rbac.yaml").filter((o) => o.kind === "ServiceAccount" &&
+      kubectl("get", "serviceaccount", o.metadata.name, "-n", o.metadata.namespace).status !== 0);
+    writeFileSync(join(scratch, "accounts.json"), JSON.stringify({ kind: "List", apiVersion: "v1", items: accounts }));
+    const made = kubectl("apply", "--server-side", "--field-manager=deploy-test", "-f", join(scratch, "accounts.json"));
+    assert.equal(made.status, 0, `creating deploy/rbac.yaml's ServiceAccounts failed: ${made.stderr}`);
   });
 
   after(() => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
+    for (const account of accounts) kubectl("delete", "serviceaccount", account.metadata.name, "-n", account.metadata.namespace, "--ignore-not-found");
     if (cluster && created.length > 0) {
       const removed = kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", ...created);
       if (removed.status !== 0) console.error(`could not remove the namespaces this test created (${created.join(", ")}): ${removed.stderr}`);
