@@ -105,6 +105,7 @@ export interface ServingResults {
   machine: { loadavgStart: number[] };
   zero: { n: number; acceptedMs: Latency; doneMs: Latency };
   warm: { n: number; acceptedMs: Latency; doneMs: Latency; revisionPods: number };
+  idle: Record<string, { rssMiB: number; cpuMsPerS: number }>;
 }
 
 function servingSection(r: ServingResults, file: string): string {
@@ -124,6 +125,13 @@ function servingSection(r: ServingResults, file: string): string {
     row("at zero: sent → done at the sink", r.zero.doneMs),
     row("warm: sent → accepted", r.warm.acceptedMs),
     row("warm: sent → done at the sink", r.warm.doneMs),
+    "",
+    "What Serving itself costs, idle with the revision at zero (30 s):",
+    "",
+    "| pod | RSS MiB | CPU ms/s |",
+    "| --- | ---: | ---: |",
+    ...Object.entries(r.idle).map(([pod, v]) => `| ${pod} | ${fmt(v.rssMiB, 1)} | ${fmt(v.cpuMsPerS, 2)} |`),
+    `| **all** | **${fmt(Object.values(r.idle).reduce((sum, v) => sum + v.rssMiB, 0), 1)}** | **${fmt(Object.values(r.idle).reduce((sum, v) => sum + v.cpuMsPerS, 0), 2)}** |`,
     "",
   ].join("\n");
 }

@@ -8,15 +8,18 @@
  *   warm: one event at a time to a running revision pod.
  * The broker's 202 comes once the provisioner has answered (the in-memory channel is synchronous), the result at the
  * sink a little later (published back through the broker).
+ * Then, at zero, what Serving itself costs idle: its pods' RSS and CPU over 30 s (knative-serving, kourier-system).
  * Writes bench/results/serving-<date>.json; BENCHMARKS.md's "Knative Serving" section comes from the newest one.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { cpuSeconds, rssMiB, sleep } from "./lib/cluster.ts";
 import { machine } from "./lib/facts.ts";
 import { percentile, round, summarize } from "./lib/stats.ts";
 import { sendToBroker } from "../test/support/knative.ts";
+import { containerPids } from "../test/support/real-node.ts";
 import { donePods, revisionPods, type ServingFlow, startServingFlow, waitForZero } from "../test/support/serving.ts";
 import { writeReport } from "./report.ts";
 
@@ -31,6 +34,21 @@ async function timeOne(flow: ServingFlow, id: string): Promise<{ accepted: numbe
   const accepted = performance.now() - t0;
   await donePods(flow.sink, [id], 120_000);
   return { accepted, done: performance.now() - t0 };
+}
+
+/** RSS (MiB) and CPU (ms per second) of Serving's and Kourier's containers, by pod name prefix, over `seconds`. */
+async function servingIdle(seconds: number) {
+  const containers = ["knative-serving", "kourier-system"].flatMap((ns) => containerPids(ns));
+  const before = containers.map((c) => cpuSeconds(c.pid));
+  await sleep(seconds * 1000);
+  const byPod: Record<string, { rssMiB: number; cpuMsPerS: number }> = {};
+  containers.forEach((c, i) => {
+    const name = c.pod.replace(/-[a-z0-9]+-[a-z0-9]+$/, "");
+    const entry = (byPod[name] ??= { rssMiB: 0, cpuMsPerS: 0 });
+    entry.rssMiB = round(entry.rssMiB + rssMiB(c.pid).rss, 1);
+    entry.cpuMsPerS = round(entry.cpuMsPerS + ((cpuSeconds(c.pid) - before[i]!) * 1000) / seconds, 2);
+  });
+  return byPod;
 }
 
 const stats = (values: number[]) => ({ ...summarize(values), p95: percentile([...values].sort((a, b) => a - b), 95) });
@@ -48,11 +66,14 @@ try {
   const warm: { accepted: number; done: number }[] = [];
   for (let i = 0; i < Number(flags.warm); i++) warm.push(await timeOne(flow, `bench-warm-${stamp}-${i}`));
   const pods = (await revisionPods()).length;
+  await waitForZero();
+  const idle = await servingIdle(30);
   const results = {
     startedAt: startedAt.toISOString(),
     machine: machine(),
     zero: { n: zero.length, acceptedMs: stats(zero.map((s) => s.accepted)), doneMs: stats(zero.map((s) => s.done)) },
     warm: { n: warm.length, acceptedMs: stats(warm.map((s) => s.accepted)), doneMs: stats(warm.map((s) => s.done)), revisionPods: pods },
+    idle,
     samples: { zero: zero.map((s) => [round(s.accepted, 0), round(s.done, 0)]), warm: warm.map((s) => [round(s.accepted, 0), round(s.done, 0)]) },
   };
   const dir = resolve(repo, "bench/results");

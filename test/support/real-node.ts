@@ -101,16 +101,25 @@ export async function provisionThroughBroker(sink: Sink, gateway: string): Promi
   return pod;
 }
 
+/** The host pid of each running container of the pods in `namespace` (containerd's tasks), by pod and container name. */
+export function containerPids(namespace: string): { pod: string; container: string; pid: number }[] {
+  const env = clusterEnv();
+  const tasks = execFileSync(env.CTR!, ["--address", env.CONTAINERD_ADDRESS!, "-n", "k8s.io", "task", "ls"], { encoding: "utf8" });
+  const pidOf = new Map(tasks.split("\n").map((line) => line.trim().split(/\s+/) as [string, string]));
+  const pods = JSON.parse(kubectlOk(["get", "pods", "-n", namespace, "-o", "json"])).items as
+    { metadata: { name: string }; status: { containerStatuses?: { name: string; containerID?: string }[] } }[];
+  return pods.flatMap((p) => (p.status.containerStatuses ?? []).flatMap((c) => {
+    const pid = pidOf.get(String(c.containerID).replace(/^containerd:\/\//, ""));
+    return pid && pid !== "0" ? [{ pod: p.metadata.name, container: c.name, pid: Number(pid) }] : [];
+  }));
+}
+
 /** The host's view of a pod's first container process (containerd's task): its uid and whether / is read-only. */
 export function containerProcess(namespace: string, pod: string): { uid: number; readOnlyRoot: boolean } {
   // the pod's first container (a revision pod's second is Knative's queue-proxy)
-  const info = JSON.parse(kubectlOk(["get", "pod", "-n", namespace, pod, "-o", "json"]));
-  const first = info.status.containerStatuses.find((c: { name: string }) => c.name === info.spec.containers[0].name);
-  const id = String(first?.containerID).replace(/^containerd:\/\//, "");
-  const env = clusterEnv();
-  const tasks = execFileSync(env.CTR!, ["--address", env.CONTAINERD_ADDRESS!, "-n", "k8s.io", "task", "ls"], { encoding: "utf8" });
-  const pid = tasks.split("\n").map((line) => line.trim().split(/\s+/)).find(([task]) => task === id)?.[1];
-  if (!pid) throw new Error(`no containerd task ${id} for ${namespace}/${pod}:\n${tasks}`);
+  const first = kubectlOk(["get", "pod", "-n", namespace, pod, "-o", "jsonpath={.spec.containers[0].name}"]).trim();
+  const pid = containerPids(namespace).find((c) => c.pod === pod && c.container === first)?.pid;
+  if (!pid) throw new Error(`no running container ${first} in ${namespace}/${pod}`);
   const uid = Number(execFileSync("awk", ["/^Uid:/ {print $2}", `/proc/${pid}/status`], { encoding: "utf8" }).trim());
   const root = execFileSync("awk", ["$5 == \"/\" {print $6}", `/proc/${pid}/mountinfo`], { encoding: "utf8" }).trim();
   return { uid, readOnlyRoot: root.split(",").includes("ro") };
