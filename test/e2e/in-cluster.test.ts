@@ -8,7 +8,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { waitFor } from "../support/cluster.ts";
-import { CLIENT_NS, CONTROLLER, kubectl, PROVISIONER, SERVICE_NS, type Sink, waitReady } from "../support/knative.ts";
+import { CLIENT_NS, CONTROLLER, kubectl, PROVISIONER, SERVICE_NS, type Sink } from "../support/knative.ts";
 import { type ServingFlow, startServingFlow } from "../support/serving.ts";
 import { askEcho, containerProcess, gatewayPod, nodeEnv, provisionThroughBroker } from "../support/real-node.ts";
 
@@ -25,9 +25,6 @@ describe("deploy/ on the real node: our image runs the provisioner and its contr
   before(async () => {
     flow = await startServingFlow({ shippedController: true });
     sink = flow.sink;
-    // its SinkBinding changes the Deployment's template (K_SINK, the OIDC token volume): a second rollout
-    await waitReady("sinkbindings.sources.knative.dev", CONTROLLER, 120_000);
-    kubectl("rollout", "status", "-n", SERVICE_NS, `deployment/${CONTROLLER}`, "--timeout=180s");
   });
   after(() => flow?.stop());
 

@@ -5,7 +5,7 @@
 import type { Pod } from "kubernetes-types/core/v1";
 import { listPods, waitFor } from "./cluster.ts";
 import {
-  applyDeploy, awaitDelivery, brokerToken, type DeployOptions, kubectl, PLAYER, pointTrigger, PROVISIONER, removeDeploy,
+  applyDeploy, awaitDelivery, brokerToken, CONTROLLER, type DeployOptions, kubectl, PLAYER, pointTrigger, PROVISIONER, removeDeploy,
   SERVICE_NS, sendToBroker, type Sink, type SinkEvent, startSink, waitReady,
 } from "./knative.ts";
 
@@ -55,6 +55,13 @@ export async function startServingFlow(options: Omit<DeployOptions, "serving"> &
         status.conditions?.some((c: { type: string; status: string }) => c.type === "Ready" && c.status === "True");
     }, 300_000);
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
+    if (options.shippedController) {
+      // its SinkBinding changes the Deployment's template (K_SINK, the OIDC token volume): a second rollout. Waited
+      // for before the delivery probe: kubectl blocks this process, and a connection to the broker left idle
+      // meanwhile is closed by the ingress under a blocked client's feet.
+      await waitReady("sinkbindings.sources.knative.dev", CONTROLLER, 120_000);
+      kubectl("rollout", "status", "-n", SERVICE_NS, `deployment/${CONTROLLER}`, "--timeout=180s");
+    }
     await brokerToken();
     await awaitDelivery(sink);
   } catch (error) {
