@@ -194,6 +194,11 @@ node_network_down() {
 	while ip6tables -t mangle -D FORWARD -i $NODE_BRIDGE -j DROP 2>/dev/null; do :; done
 	iptables -t mangle -F $EGRESS_CHAIN 2>/dev/null && iptables -t mangle -X $EGRESS_CHAIN
 	local ns pid
+	# deleting a namespace frees its end of a veth pair later, in the kernel's own time (an after-down check once saw
+	# pgwecho0 still there): deleting the host's end takes both at once
+	for dev in $ECHO_LINK $VOID_LINK; do
+		ip link show "$dev" >/dev/null 2>&1 && ip link delete "$dev"
+	done
 	for ns in "$ECHO_NETNS" "$VOID_NETNS"; do
 		[ -e "/run/netns/$ns" ] || continue
 		# a process left in it keeps the namespace, and with it the veth, alive
