@@ -16,11 +16,14 @@ import { donePods, revisionPods, sendPending, type ServingFlow, startServingFlow
 
 const SOURCE = "/e2e/serving";
 
-/** How many events the revision's pods answered 429 themselves (their /metrics, port 8080 on each pod's address). */
+/**
+ * How many events the revision's pods answered 429 themselves (their /metrics, port 8080 on each pod's address). Ready
+ * pods only: one the autoscaler has just added may have no address yet, and has answered nothing.
+ */
 async function busyAnswers(): Promise<number> {
   let busy = 0;
-  const pods = await revisionPods();
-  assert.ok(pods.length > 0, "a revision pod to ask");
+  const pods = (await revisionPods()).filter((p) => p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
+  assert.ok(pods.length > 0, "a Ready revision pod to ask");
   for (const pod of pods) {
     const text = await (await fetch(`http://${pod.status!.podIP}:8080/metrics`)).text();
     for (const m of text.matchAll(/^podgateway_events_total\{type="unread",outcome="busy"\} (\d+)$/gm)) busy += Number(m[1]);
