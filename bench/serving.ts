@@ -18,9 +18,8 @@ import { parseArgs } from "node:util";
 import { cpuSeconds, rssMiB, sleep } from "./lib/cluster.ts";
 import { machine } from "./lib/facts.ts";
 import { percentile, round, summarize } from "./lib/stats.ts";
-import { sendToBroker } from "../test/support/knative.ts";
 import { containerPids } from "../test/support/real-node.ts";
-import { donePods, revisionPods, type ServingFlow, startServingFlow, waitForZero } from "../test/support/serving.ts";
+import { donePods, revisionPods, sendPending, type ServingFlow, startServingFlow, waitForZero } from "../test/support/serving.ts";
 import { writeReport } from "./report.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -29,8 +28,7 @@ const { values: flags } = parseArgs({ options: { zero: { type: "string", default
 /** ms from sending one event to the broker's 202 and to its result at the sink. */
 async function timeOne(flow: ServingFlow, id: string): Promise<{ accepted: number; done: number }> {
   const t0 = performance.now();
-  const response = await sendToBroker({ id, source: "/bench/serving", type: "io.podgateway.client.pending", data: { gateway_name: "foo" } });
-  if (response.status !== 202) throw new Error(`the broker answered ${response.status}: ${await response.text()}`);
+  await sendPending([id], "/bench/serving");
   const accepted = performance.now() - t0;
   await donePods(flow.sink, [id], 120_000);
   return { accepted, done: performance.now() - t0 };
