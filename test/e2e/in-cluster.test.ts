@@ -18,6 +18,14 @@ const pods = (selector: string): string[] =>
     .filter((p: { metadata: { deletionTimestamp?: string } }) => !p.metadata.deletionTimestamp)
     .map((p: { metadata: { name: string } }) => p.metadata.name);
 
+/** The logs of `container` in the running pods a selector names. */
+const logsOf = (selector: string, container: string): string =>
+  JSON.parse(kubectl("get", "pods", "-n", SERVICE_NS, "-l", selector, "-o", "json")).items
+    .filter((p: { status: { containerStatuses?: { name: string; state: { running?: unknown } }[] } }) =>
+      p.status.containerStatuses?.some((c) => c.name === container && c.state.running))
+    .map((p: { metadata: { name: string } }) => kubectl("logs", "-n", SERVICE_NS, p.metadata.name, "-c", container, "--tail=-1"))
+    .join("\n");
+
 describe("deploy/ on the real node: our image runs the provisioner and its controller", { timeout: 600_000 }, () => {
   let flow: ServingFlow;
   let sink: Sink;
@@ -34,9 +42,13 @@ describe("deploy/ on the real node: our image runs the provisioner and its contr
     assert.ok(seen.ok, `request failed: ${!seen.ok && seen.error}`);
     assert.equal(seen.remote_address, gatewayPod("foo")!.ip);
     await waitFor(`io.podgateway.client.ready for ${pod} at the sink (the in-cluster controller, K_SINK with its OIDC token)`, async () =>
-      (await sink.events()).some((e) => e.ContextAttributes.type === "io.podgateway.client.ready" && e.ContextAttributes.subject === pod), 120_000);
-    const log = kubectl("logs", "-n", SERVICE_NS, "-l", `serving.knative.dev/service=${PROVISIONER}`, "-c", "provisioner", "--tail=-1");
-    assert.match(log, new RegExp(pod), "the provisioner pod logged the client it made");
+      (await sink.events()).some((e) => e.ContextAttributes.type === "io.podgateway.client.ready" && e.ContextAttributes.subject === pod), 120_000)
+      .catch((error) => {
+        throw new Error(`${error.message}\ncontroller logs:\n${logsOf(`app.kubernetes.io/name=${CONTROLLER}`, "controller").slice(-4000)}`);
+      });
+    // the latest revision's running pods only: an earlier revision's pod (before the SinkBinding) may be going, and
+    // a pod the autoscaler just added may not have started its container yet (kubectl logs -l then fails)
+    assert.match(logsOf(`serving.knative.dev/service=${PROVISIONER}`, "provisioner"), new RegExp(pod), "the provisioner pod logged the client it made");
   });
   // right after the event: the revision has a pod until it has been idle for a while (scale to zero)
   test("both modes run as pods of our image on the real node: Ready, uid 65532, read-only root", () => {
