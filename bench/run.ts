@@ -23,7 +23,7 @@
  * Phases live in bench/phases/, shared state and checks in bench/lib/context.ts.
  *
  * Options: --quick; --only=cold,fresh,throughput,rss,burst,image,correctness (subset, for debugging); --concurrency=16,64
- * (other concurrency points); --rss-checkpoints=1000,3000 (other RSS checkpoints); --no-report (do not touch BENCHMARKS.md / latest.svg); --cpu-prof (run ours
+ * (other concurrency points); --rss-checkpoints=1000,3000 (other RSS checkpoints); --fresh-runs=N (fresh processes per side and concurrency); --no-report (do not touch BENCHMARKS.md / latest.svg); --cpu-prof (run ours
  * with `node --cpu-prof`, profiles in bench/results/profiles/).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -54,6 +54,7 @@ const { values: flags } = parseArgs({
     "cpu-prof": { type: "boolean", default: false },
     concurrency: { type: "string" },
     "rss-checkpoints": { type: "string" },
+    "fresh-runs": { type: "string" },
   },
   strict: true,
 });
@@ -71,6 +72,7 @@ const settings: Settings = quick
   : { concurrencies: [1, 4, 16, 64], eventsPerPoint: 400, blockEvents: 100, warmupPerPoint: 50, coldRuns: 5, coldWarmups: 1, rssCheckpoints: [1000, 3000], rssConcurrency: 16, burstEvents: 5000, burstSenders: 1024, burstRetryWindowMs: 300_000, pointBudgetMs: 180_000, bigBudgetMs: 300_000, namespaceWaitMs: 120_000, freshRuns: 5, freshConcurrencies: [1, 16, 64], freshWarmups: 20, freshEvents: 200 };
 
 if (flags["rss-checkpoints"]) settings.rssCheckpoints = flags["rss-checkpoints"].split(",").map(Number).filter((n) => n > 0).sort((a, b) => a - b);
+if (flags["fresh-runs"]) settings.freshRuns = Math.max(1, Number(flags["fresh-runs"]));
 if (flags.concurrency) settings.concurrencies = flags.concurrency.split(",").map(Number).filter((c) => c > 0);
 
 const runId = Math.random().toString(36).slice(2, 8);
@@ -141,8 +143,8 @@ results.finishedAt = new Date().toISOString();
 results.durationS = round((performance.now() - t0) / 1000, 1);
 results.machine.loadavgEnd = os.loadavg().map((value) => round(value, 2));
 const stamp = started.toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
-// A run of some phases only (--only, --concurrency, --rss-checkpoints) is "-partial": never taken for the newest full run.
-const partial = phases.size < ALL_PHASES.length || Boolean(flags.concurrency) || Boolean(flags["rss-checkpoints"]);
+// A run of some phases only (--only, --concurrency, --rss-checkpoints, --fresh-runs) is "-partial": never taken for the newest full run.
+const partial = phases.size < ALL_PHASES.length || Boolean(flags.concurrency) || Boolean(flags["rss-checkpoints"]) || Boolean(flags["fresh-runs"]);
 const file = resolve(repo, "bench/results", `${stamp}${quick ? "-quick" : partial ? "-partial" : ""}.json`);
 mkdirSync(dirname(file), { recursive: true });
 writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
