@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Results, ScaleResults, Side, ThroughputPoint } from "./types.ts";
+import type { FreshResult, Results, ScaleResults, Side, ThroughputPoint } from "./types.ts";
 
 /** Newest results file: full runs first; file names are ISO timestamps, so names sort by time. */
 export function latestResults(repo: string): string | undefined {
@@ -33,10 +33,22 @@ export function writeReport(repo: string, file = latestResults(repo)): string[] 
   const scale = latestScale(repo);
   const node = latestOf(repo, /^real-node-.*\.json$/);
   const serving = latestOf(repo, /^serving-.*\.json$/);
-  writeFileSync(mdPath, markdown(results, basename(file), analysis) + (scale ? "\n" + scaleSection(scale.results, scale.file) : "") +
+  const fresh = results.fresh?.runs.length ? { fresh: results.fresh, file: basename(file) } : latestFresh(repo);
+  writeFileSync(mdPath, markdown(results, basename(file), analysis, fresh) + (scale ? "\n" + scaleSection(scale.results, scale.file) : "") +
     (node ? "\n" + realNodeSection(JSON.parse(readFileSync(node, "utf8")) as RealNodeResults, basename(node)) : "") +
     (serving ? "\n" + servingSection(JSON.parse(readFileSync(serving, "utf8")) as ServingResults, basename(serving)) : ""));
   return [mdPath, svgPath];
+}
+
+/** The newest run (full or partial: `--only=fresh`) that measured fresh processes, when the chosen run did not. */
+function latestFresh(repo: string): { fresh: FreshResult; file: string } | undefined {
+  const dir = resolve(repo, "bench/results");
+  const files = existsSync(dir) ? readdirSync(dir).filter((name) => /^\d{4}-\d\d-\d\dT.*\.json$/.test(name) && !name.endsWith("-quick.json")).sort().reverse() : [];
+  for (const file of files) {
+    const fresh = (JSON.parse(readFileSync(resolve(dir, file), "utf8")) as Results).fresh;
+    if (fresh?.runs.length) return { fresh, file };
+  }
+  return undefined;
 }
 
 /** Newest `node bench/scale.ts` run, if any. */
@@ -184,8 +196,25 @@ interface Target {
   met: boolean | null;
 }
 
-function targets(r: Results): Target[] {
+function targets(r: Results, fresh: FreshResult | undefined): Target[] {
   const list: Target[] = [];
+  if (fresh?.execToFirstAnswerMs.exe && fresh.execToFirstAnswerMs.jobsink) {
+    const cpu = (side: string, c: number) => fresh.summary.find((s) => s.side === side && s.concurrency === c)?.cpuMsPerEvent.median;
+    const points = [...new Set(fresh.summary.map((s) => s.concurrency))];
+    const ours = points.map((c) => `${fmt(cpu("exe", c), 2)}`).join(" / ");
+    const peer = points.map((c) => `${fmt(cpu("jobsink", c), 2)}`).join(" / ");
+    list.push({
+      target: "fresh process (a new revision pod): own CPU per event ≤ JobSink's",
+      measured: `exe ${ours} ms at c = ${points.join(" / ")}; JobSink ${peer} ms`,
+      met: points.every((c) => (cpu("exe", c) ?? Infinity) <= (cpu("jobsink", c) ?? -Infinity)),
+    });
+    const [exe, jobsink] = [fresh.execToFirstAnswerMs.exe, fresh.execToFirstAnswerMs.jobsink];
+    list.push({
+      target: "fresh process: exec → first answer ≤ JobSink's",
+      measured: `exe median ${fmt(exe.median)} ms; JobSink ${fmt(jobsink.median)} ms (${exe.n} starts each)`,
+      met: exe.median <= jobsink.median,
+    });
+  }
   if (r.throughput.length) {
     const bestBase = r.throughput.reduce((a, b) => (b.baseline.perSecond > a.baseline.perSecond ? b : a));
     const bestOurs = r.throughput.reduce((a, b) => (b.ours.perSecond > a.ours.perSecond ? b : a));
@@ -298,7 +327,35 @@ function correctnessTable(r: Results): string[] {
   ];
 }
 
-function markdown(r: Results, file: string, analysis: string): string {
+/** Fresh processes beside JobSink: CPU per event by concurrency, and exec → first answer. */
+function freshSection(fresh: FreshResult, file: string): string[] {
+  const sides = Object.keys(fresh.execToFirstAnswerMs);
+  const label = (side: string) => (side === "exe" ? "single executable" : side === "jobsink" ? "JobSink" : side);
+  return [
+    "## Fresh processes: a new revision pod",
+    "",
+    `What a pod does after Knative scales the revision up from zero: a new process per run and concurrency, exec → its first answer (one event, alone), ${fresh.warmupEvents} warm-up events (the first included), then ${fresh.events} timed events at the concurrency; ` +
+      "\"own CPU\" is the process's alone per timed event (/proc/<pid>/stat), median over the runs (min–max). The executable and Knative JobSink (a `jobsink` process, exec'd after its network namespace and relay are up; ready when its informer has the JobSink, polled every 10 ms) alternate: exe, jobsink, then jobsink, exe in the next run. " +
+      `The throughput phase's long-lived processes have a warm JIT; these do not. From ${file}.`,
+    "",
+    "| concurrency | side | runs | own CPU/event, median (min–max) (ms) | events/s | p50 (ms) |",
+    "| ---: | --- | ---: | ---: | ---: | ---: |",
+    ...fresh.summary.map((s) => `| ${s.concurrency} | ${label(s.side)} | ${s.runs} | ${fmt(s.cpuMsPerEvent.median, 2)} (${fmt(s.cpuMsPerEvent.min, 2)}–${fmt(s.cpuMsPerEvent.max, 2)}) | ${fmt(s.perSecond)} | ${fmt(s.latencyP50Ms, 2)} |`),
+    "",
+    "| side | starts | exec → first answer, median (min–max) (ms) | own CPU to the first answer, median (ms) |",
+    "| --- | ---: | ---: | ---: |",
+    ...sides.map((side) => {
+      const first = fresh.execToFirstAnswerMs[side]!;
+      const startCpu = fresh.runs.filter((run) => run.side === side).map((run) => run.startCpuMs).sort((a, b) => a - b);
+      return `| ${label(side)} | ${first.n} | ${fmt(first.median)} (${fmt(first.min)}–${fmt(first.max)}) | ${fmt(startCpu[Math.floor(startCpu.length / 2)], 0)} |`;
+    }),
+    "",
+    ...fresh.skipped.map((s) => `- ${s.side}: skipped — ${s.reason}`),
+    ...(fresh.skipped.length ? [""] : []),
+  ];
+}
+
+function markdown(r: Results, file: string, analysis: string, fresh?: { fresh: FreshResult; file: string }): string {
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
   push(
@@ -321,7 +378,7 @@ function markdown(r: Results, file: string, analysis: string): string {
       : []),
     "| target | measured | |",
     "| --- | --- | --- |",
-    ...targets(r).map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? "–" : t.met ? "met" : "**missed**"} |`),
+    ...targets(r, fresh?.fresh).map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? "–" : t.met ? "met" : "**missed**"} |`),
     "",
   );
 
@@ -412,6 +469,8 @@ function markdown(r: Results, file: string, analysis: string): string {
   }
   for (const skipped of r.coldStart.skipped) push(`- ${skipped.runtime}: skipped — ${skipped.reason}`);
   if (r.coldStart.skipped.length) push("");
+
+  if (fresh) push(...freshSection(fresh.fresh, fresh.file));
 
   const memory = r.rssVariants ?? (r.rss ? [r.rss] : []);
   if (memory.length || r.rssSkipped?.length) {

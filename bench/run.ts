@@ -5,6 +5,8 @@
  * binary-mode CloudEvents over HTTP) against a baseline (provisionClient called in a bare loop in this
  * process: the same Kubernetes API calls with the same HTTP client, nothing else):
  *   1. cold start: exec → first event answered, for Node, Deno and the single executable (if built)
+ *   1b. fresh processes (what a new revision pod does): the executable and Knative JobSink, each started anew per run
+ *      and concurrency, exec → first answer, a short warm-up, then their own CPU per event (phases/fresh.ts)
  *   2. events → routed pods per second and per-event latency at several concurrencies, in one interleaved run:
  *      baseline, the single executable (if built), the Node service, and Knative JobSink as a peer (if built)
  *   3. RSS: idle, after 1,000 and after 10,000 events, for the single executable (if built: the memory targets
@@ -20,8 +22,8 @@
  *
  * Phases live in bench/phases/, shared state and checks in bench/lib/context.ts.
  *
- * Options: --quick; --only=cold,throughput,rss,burst,image,correctness (subset, for debugging); --concurrency=16,64
- * (other concurrency points); --rss-checkpoints=1000,3000 (other RSS checkpoints); --no-report (do not touch BENCHMARKS.md / latest.svg); --cpu-prof (run ours
+ * Options: --quick; --only=cold,fresh,throughput,rss,burst,image,correctness (subset, for debugging); --concurrency=16,64
+ * (other concurrency points); --rss-checkpoints=1000,3000 (other RSS checkpoints); --fresh-runs=N (fresh processes per side and concurrency); --no-report (do not touch BENCHMARKS.md / latest.svg); --cpu-prof (run ours
  * with `node --cpu-prof`, profiles in bench/results/profiles/).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -36,6 +38,7 @@ import { round } from "./lib/stats.ts";
 import { burstPhase } from "./phases/burst.ts";
 import { coldStartPhase } from "./phases/cold.ts";
 import { correctnessPhase } from "./phases/correctness.ts";
+import { freshPhase } from "./phases/fresh.ts";
 import { imagePhase } from "./phases/image.ts";
 import { rssPhase } from "./phases/rss.ts";
 import { throughputPhase } from "./phases/throughput.ts";
@@ -51,11 +54,12 @@ const { values: flags } = parseArgs({
     "cpu-prof": { type: "boolean", default: false },
     concurrency: { type: "string" },
     "rss-checkpoints": { type: "string" },
+    "fresh-runs": { type: "string" },
   },
   strict: true,
 });
 const quick = flags.quick!;
-const ALL_PHASES = ["cold", "throughput", "rss", "burst", "image", "correctness"];
+const ALL_PHASES = ["cold", "fresh", "throughput", "rss", "burst", "image", "correctness"];
 const phases = new Set((flags.only ?? ALL_PHASES.join(",")).split(",").map((phase) => phase.trim()));
 
 /**
@@ -64,10 +68,11 @@ const phases = new Set((flags.only ?? ALL_PHASES.join(",")).split(",").map((phas
  * only to prove the harness works.
  */
 const settings: Settings = quick
-  ? { concurrencies: [1, 4], eventsPerPoint: 100, blockEvents: 50, warmupPerPoint: 10, coldRuns: 1, coldWarmups: 0, rssCheckpoints: [100], rssConcurrency: 16, burstEvents: 200, burstSenders: 200, burstRetryWindowMs: 60_000, pointBudgetMs: 30_000, bigBudgetMs: 60_000, namespaceWaitMs: 0 }
-  : { concurrencies: [1, 4, 16, 64], eventsPerPoint: 400, blockEvents: 100, warmupPerPoint: 50, coldRuns: 5, coldWarmups: 1, rssCheckpoints: [1000, 3000], rssConcurrency: 16, burstEvents: 5000, burstSenders: 1024, burstRetryWindowMs: 300_000, pointBudgetMs: 180_000, bigBudgetMs: 300_000, namespaceWaitMs: 120_000 };
+  ? { concurrencies: [1, 4], eventsPerPoint: 100, blockEvents: 50, warmupPerPoint: 10, coldRuns: 1, coldWarmups: 0, rssCheckpoints: [100], rssConcurrency: 16, burstEvents: 200, burstSenders: 200, burstRetryWindowMs: 60_000, pointBudgetMs: 30_000, bigBudgetMs: 60_000, namespaceWaitMs: 0, freshRuns: 1, freshConcurrencies: [4], freshWarmups: 2, freshEvents: 20 }
+  : { concurrencies: [1, 4, 16, 64], eventsPerPoint: 400, blockEvents: 100, warmupPerPoint: 50, coldRuns: 5, coldWarmups: 1, rssCheckpoints: [1000, 3000], rssConcurrency: 16, burstEvents: 5000, burstSenders: 1024, burstRetryWindowMs: 300_000, pointBudgetMs: 180_000, bigBudgetMs: 300_000, namespaceWaitMs: 120_000, freshRuns: 5, freshConcurrencies: [1, 16, 64], freshWarmups: 20, freshEvents: 200 };
 
 if (flags["rss-checkpoints"]) settings.rssCheckpoints = flags["rss-checkpoints"].split(",").map(Number).filter((n) => n > 0).sort((a, b) => a - b);
+if (flags["fresh-runs"]) settings.freshRuns = Math.max(1, Number(flags["fresh-runs"]));
 if (flags.concurrency) settings.concurrencies = flags.concurrency.split(",").map(Number).filter((c) => c > 0);
 
 const runId = Math.random().toString(36).slice(2, 8);
@@ -121,6 +126,7 @@ if (leftovers.length) {
 
 try {
   if (phases.has("cold")) await coldStartPhase(run);
+  if (phases.has("fresh")) await freshPhase(run);
   if (phases.has("throughput")) await throughputPhase(run);
   if (phases.has("rss")) await rssPhase(run);
   if (phases.has("burst")) await burstPhase(run);
@@ -137,8 +143,8 @@ results.finishedAt = new Date().toISOString();
 results.durationS = round((performance.now() - t0) / 1000, 1);
 results.machine.loadavgEnd = os.loadavg().map((value) => round(value, 2));
 const stamp = started.toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
-// A run of some phases only (--only, --concurrency, --rss-checkpoints) is "-partial": never taken for the newest full run.
-const partial = phases.size < ALL_PHASES.length || Boolean(flags.concurrency) || Boolean(flags["rss-checkpoints"]);
+// A run of some phases only (--only, --concurrency, --rss-checkpoints, --fresh-runs) is "-partial": never taken for the newest full run.
+const partial = phases.size < ALL_PHASES.length || Boolean(flags.concurrency) || Boolean(flags["rss-checkpoints"]) || Boolean(flags["fresh-runs"]);
 const file = resolve(repo, "bench/results", `${stamp}${quick ? "-quick" : partial ? "-partial" : ""}.json`);
 mkdirSync(dirname(file), { recursive: true });
 writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
@@ -162,6 +168,8 @@ function printSummary(r: Results) {
       lines.push(`      ${name} ${peer.perSecond}/s p50 ${peer.latencyMs.p50} p99 ${peer.latencyMs.p99} ms, own CPU ${peer.cpuMsPerEvent.service ?? peer.cpuMsPerEvent.jobsink} ms/event, ratio ${peer.ratio}`);
     }
   }
+  for (const fresh of r.fresh?.summary ?? []) lines.push(`fresh ${fresh.side} c=${fresh.concurrency}: own CPU ${fresh.cpuMsPerEvent.median} ms/event (median of ${fresh.runs}), ${fresh.perSecond}/s`);
+  for (const [side, first] of Object.entries(r.fresh?.execToFirstAnswerMs ?? {})) lines.push(`fresh ${side}: exec → first answer ${first.median} ms (median of ${first.n})`);
   for (const cold of r.coldStart.summary) lines.push(`cold start ${cold.runtime}: first answer ${cold.execToFirstAnswerMs.median} ms (median of ${cold.runs}), RSS ${cold.rssAfterFirstEventMiB} MiB`);
   for (const rss of r.rssVariants ?? (r.rss ? [r.rss] : [])) lines.push(`RSS ${rss.variant ?? rss.runtime}: idle ${rss.idleMiB} MiB, ${rss.checkpoints.map((c) => `after ${c.events}: ${c.rssMiB} MiB`).join(", ")}${rss.serviceCpuMsPerEvent === undefined ? "" : `; service CPU ${rss.serviceCpuMsPerEvent} ms/event`}`);
   for (const skipped of r.rssSkipped ?? []) lines.push(`RSS ${skipped.variant}: skipped (${skipped.reason})`);

@@ -90,6 +90,45 @@ export interface ColdSummary {
   rssAfterFirstEventMiB: number;
 }
 
+/** One fresh process of one side (phases/fresh.ts): started, warmed up, then timed. */
+export interface FreshRun {
+  /** "exe" (ours) or "jobsink" (the peer). */
+  side: string;
+  run: number;
+  concurrency: number;
+  /** exec → the first warm-up event answered (JobSink: from its binary's exec, after its namespace and relay). */
+  execToFirstAnswerMs: number;
+  /** The process's own CPU from exec to that first answer (ms). */
+  startCpuMs: number;
+  /** The process's own CPU per timed event (ms), the warm-up excluded. */
+  cpuMsPerEvent: number;
+  perSecond: number;
+  latencyMs: { p50: number; p99: number };
+  /** CPU-seconds per wall-second used by every other process on the machine meanwhile (noise). */
+  otherCpuUtilisation: number;
+}
+
+/** One side at one concurrency, over its runs: medians, with the spread of CPU per event. */
+export interface FreshSummary {
+  side: string;
+  concurrency: number;
+  runs: number;
+  cpuMsPerEvent: { median: number; min: number; max: number };
+  perSecond: number;
+  latencyP50Ms: number;
+}
+
+/** What a new revision pod does (Knative scale-up from zero): fresh processes, each warmed up briefly, then timed. */
+export interface FreshResult {
+  warmupEvents: number;
+  events: number;
+  runs: FreshRun[];
+  summary: FreshSummary[];
+  /** Per side, over every start (all runs and concurrencies). */
+  execToFirstAnswerMs: Record<string, { n: number; median: number; min: number; max: number }>;
+  skipped: { side: string; reason: string }[];
+}
+
 export interface RssResult {
   runtime: string;
   /** "exe", "node", "node --max-semi-space-size=2" (absent in older results: the Node service). */
@@ -174,6 +213,8 @@ export interface Results {
   image: ImageResult | undefined;
   /** Absent in older results. */
   correctness?: CorrectnessResult[];
+  /** Fresh processes beside the peer (absent in older results and runs without the phase). */
+  fresh?: FreshResult;
   checks: Check[];
   notes: string[];
 }

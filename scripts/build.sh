@@ -18,6 +18,7 @@
 #   ENTRY    entry module (default: src/main/bun.ts for bun, src/main/node.ts for sea)
 #   OUT_DIR  output directory (default: dist)
 #   MEASURE_RUNS  runs per candidate for --measure (default: 20)
+#   JIT_POLICY    bun: the executable's JIT tier-up threshold scale (default: 4; 1 = Bun's normal)
 #
 # Works offline for the default (bun) runtime: the npm package `bun` carries the
 # runtime that --compile embeds. The SEA runtime needs `postject` from the npm
@@ -41,6 +42,7 @@ done
 
 if [ "$RUNTIME" = bun ]; then ENTRY=${ENTRY:-src/main/bun.ts}; else ENTRY=${ENTRY:-src/main/node.ts}; fi
 OUT_DIR=${OUT_DIR:-dist}
+JIT_POLICY=${JIT_POLICY:-4}
 NAME=podgateway-provisioner
 BIN_DIR="$ROOT/node_modules/.bin"
 NODE="$BIN_DIR/node"
@@ -76,6 +78,9 @@ build_bun() { # <out>
   # --bytecode: precompiled bytecode, measured faster cold start (see deploy/README.md);
   #   --format=esm because with --bytecode bun defaults to cjs, and the entry uses top-level await.
   # --sourcemap: embedded; stack traces name lines of the step-1 bundle.
+  # --compile-jit-policy: JavaScriptCore's tier-up thresholds scaled up (×JIT_POLICY): a pod that Knative has just
+  #   started serves its first hundreds of events before the JIT pays off, and compiling hot functions early cost it
+  #   more CPU per event than it saved (bench: fresh processes); a long-running process loses a few per cent at most.
   # NOTE: do not `strip` the result: that drops the embedded module graph.
   "$BUN" build "$work/main.mjs" \
     --compile \
@@ -83,6 +88,7 @@ build_bun() { # <out>
     --no-compile-autoload-dotenv \
     --no-compile-autoload-bunfig \
     --bytecode --format=esm \
+    --compile-jit-policy="$JIT_POLICY" \
     --minify \
     --sourcemap \
     --outfile "$out" >&2

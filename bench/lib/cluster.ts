@@ -20,6 +20,8 @@ export interface ClusterInfo {
   /** The cluster's own kubectl. */
   kubectl: string;
   stateDir: string;
+  /** The cluster's Knative Eventing build (`cluster.sh env`'s KNATIVE_BIN_DIR): where the peer's jobsink is. */
+  knativeBinDir: string | undefined;
   /** Components `cluster.sh status` reports as not running that provisioning does not need (scheduler, kwok). */
   degraded: string[];
 }
@@ -58,7 +60,7 @@ export function findCluster(repo: string): ClusterInfo {
   }
   const kubeconfig = env.KUBECONFIG ?? resolve(repo, ".cache/cluster/kubeconfig");
   if (!existsSync(kubeconfig)) throw new Error(`cluster status is fine but ${kubeconfig} is missing:\n${status}`);
-  return { kubeconfig, kubectl: env.KUBECTL ?? "kubectl", stateDir: env.PGW_CLUSTER_STATE_DIR ?? resolve(repo, ".cache/cluster"), degraded: down };
+  return { kubeconfig, kubectl: env.KUBECTL ?? "kubectl", stateDir: env.PGW_CLUSTER_STATE_DIR ?? resolve(repo, ".cache/cluster"), knativeBinDir: env.KNATIVE_BIN_DIR, degraded: down };
 }
 
 export class Cluster {

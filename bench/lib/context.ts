@@ -29,6 +29,11 @@ export interface Settings {
   pointBudgetMs: number;
   bigBudgetMs: number;
   namespaceWaitMs: number;
+  /** Fresh processes (phases/fresh.ts): runs, concurrencies, warm-up and timed events per process. */
+  freshRuns: number;
+  freshConcurrencies: number[];
+  freshWarmups: number;
+  freshEvents: number;
 }
 
 export class BenchRun {

@@ -8,11 +8,11 @@
  * lifted (KUBE_API_QPS/KUBE_API_BURST). It listens on every interface of the fixed port 8080, so it gets a
  * network namespace of its own (`unshare --net`), joined to ours by socket-file relays (bench/lib/relay.ts).
  *
- * Binary: PGW_JOBSINK_BIN, else $KNATIVE_BIN_DIR/jobsink (the cluster's Knative build), else
- * $PGW_CACHE_DIR/bin/jobsink-dev/jobsink (`go build -mod=vendor -trimpath ./cmd/jobsink` by hand).
+ * Binary: PGW_JOBSINK_BIN, else jobsink in KNATIVE_BIN_DIR (ours, else the one `cluster.sh env` names: the cluster's
+ * Knative build), else $PGW_CACHE_DIR/bin/jobsink-dev/jobsink (`go build -mod=vendor -trimpath ./cmd/jobsink` by hand).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Server } from "node:net";
@@ -24,11 +24,12 @@ import { relay } from "./relay.ts";
 export const SYSTEM_NAMESPACE = "knative-eventing";
 const NAME = "bench";
 
-export function jobsinkBinary(): string | undefined {
+export function jobsinkBinary(info: ClusterInfo): string | undefined {
   const cache = process.env.PGW_CACHE_DIR ?? resolve(homedir(), ".cache/podgateway-provisioner");
+  const knative = process.env.KNATIVE_BIN_DIR ?? info.knativeBinDir;
   const candidates = [
     process.env.PGW_JOBSINK_BIN,
-    process.env.KNATIVE_BIN_DIR && resolve(process.env.KNATIVE_BIN_DIR, "jobsink"),
+    knative && resolve(knative, "jobsink"),
     resolve(cache, "bin/jobsink-dev/jobsink"),
   ];
   return candidates.find((path): path is string => Boolean(path) && existsSync(path!));
@@ -58,6 +59,8 @@ export interface JobSinkPeer {
   /** Where to POST events: http://127.0.0.1:<relay>/<namespace>/<jobsink>. */
   url: string;
   pid: number;
+  /** performance.now() when the jobsink binary was exec'd (after its network namespace and relay were set up). */
+  execAt: number;
   /** The relay inside its network namespace (its CPU is not JobSink's). */
   relayPid: number | undefined;
   tail: () => string;
@@ -115,6 +118,7 @@ export async function startJobSink(repo: string, cluster: Cluster, namespace: st
     return code;
   };
   try {
+    const execAt = await waitForExec(child, binary, lines);
     await waitForFile(`${dir}/sink.sock`, child, lines);
     const front = await relay("tcp:127.0.0.1:0", `unix:${dir}/sink.sock`);
     servers.push(front);
@@ -122,7 +126,7 @@ export async function startJobSink(repo: string, cluster: Cluster, namespace: st
     const base = `http://127.0.0.1:${port}`;
     await waitReady(`${base}/namespaces/${namespace}/name/${NAME}/sources/ready/ids/ready`, child, lines);
     relayPid = childrenOf(child.pid!)[0];
-    return { url: `${base}/${namespace}/${NAME}`, pid: child.pid!, relayPid, tail: () => lines.join("\n"), stop };
+    return { url: `${base}/${namespace}/${NAME}`, pid: child.pid!, execAt, relayPid, tail: () => lines.join("\n"), stop };
   } catch (error) {
     await stop();
     throw error;
@@ -179,6 +183,22 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/** When the spawned shell became jobsink (its /proc/<pid>/exe), polled every millisecond: the start of its own start-up. */
+async function waitForExec(child: ChildProcess, binary: string, lines: string[]): Promise<number> {
+  const target = realpathSync(binary);
+  const deadline = performance.now() + 30_000;
+  while (performance.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`jobsink exited (${child.exitCode}):\n${lines.join("\n")}`);
+    try {
+      if (readlinkSync(`/proc/${child.pid}/exe`) === target) return performance.now();
+    } catch {
+      // not started yet, or just exiting
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  throw new Error(`jobsink was not exec'd within 30 s:\n${lines.join("\n")}`);
+}
+
 async function waitForFile(path: string, child: ChildProcess, lines: string[]): Promise<void> {
   for (let i = 0; i < 300 && !existsSync(path); i++) {
     if (child.exitCode !== null) throw new Error(`jobsink exited (${child.exitCode}):\n${lines.join("\n")}`);
@@ -187,10 +207,14 @@ async function waitForFile(path: string, child: ChildProcess, lines: string[]): 
   if (!existsSync(path)) throw new Error(`jobsink's relay did not start:\n${lines.join("\n")}`);
 }
 
-/** GET of a status URL: 400 until the informer has our JobSink, then 500 (no such Job): ready. */
+/**
+ * GET of a status URL: 400 until the informer has our JobSink, then 500 (no such Job): ready. Polled every 10 ms,
+ * as a fine readiness probe would: the fresh-process phase times exec → first answer through it.
+ */
 async function waitReady(url: string, child: ChildProcess, lines: string[]): Promise<void> {
   let last = "";
-  for (let i = 0; i < 600; i++) {
+  const deadline = performance.now() + 60_000;
+  while (performance.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`jobsink exited (${child.exitCode}):\n${lines.join("\n")}`);
     try {
       const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
@@ -200,7 +224,7 @@ async function waitReady(url: string, child: ChildProcess, lines: string[]): Pro
     } catch (error) {
       last = (error as Error).message;
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`jobsink not ready within 60 s (${last}):\n${lines.join("\n")}`);
 }

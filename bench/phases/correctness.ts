@@ -36,7 +36,7 @@ export async function correctnessPhase(run: BenchRun): Promise<void> {
       await run.stopOurs(service);
     }
   });
-  const binary = jobsinkBinary();
+  const binary = jobsinkBinary(run.clusterInfo);
   if (binary) {
     await run.inNamespace("correct-jobsink", async (namespace) => {
       const peer = await startJobSink(run.repo, run.cluster, namespace, binary);

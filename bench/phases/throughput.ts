@@ -23,7 +23,7 @@ export async function throughputPhase(run: BenchRun): Promise<void> {
   if (run.command("exe")) sides.push("exe");
   else run.notes.push("throughput: dist/podgateway-provisioner does not exist (`npm run build`): the executable was not measured");
   sides.push("node");
-  const jobsink = jobsinkBinary();
+  const jobsink = jobsinkBinary(run.clusterInfo);
   if (jobsink) {
     installJobSinkApi(run.repo, run.clusterInfo);
     sides.push("jobsink");

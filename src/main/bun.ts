@@ -4,6 +4,7 @@
  */
 import process from "node:process";
 import { bunFetcher } from "../adapter/bun.ts";
+import { useSha256 } from "../util/digest.ts";
 import { useYamlParser } from "../util/yaml.ts";
 import { startup, stopOnSignal } from "./startup.ts";
 
@@ -14,10 +15,13 @@ declare const Bun: {
     stop(closeActiveConnections?: boolean): Promise<void>;
   };
   YAML: { parse(text: string): unknown };
+  SHA256: { hash(input: string, encoding: "hex"): string };
 };
 
 // Bun's native YAML parser reads the kubeconfig and the template: the `yaml` package stays out of memory.
 useYamlParser(Bun.YAML.parse);
+// Bun's native one-shot SHA-256 for the names and ids derived from each event.
+useSha256((text) => Bun.SHA256.hash(text, "hex"));
 
 const started = await startup(process.argv.slice(2), process.env, bunFetcher);
 const { service, config, log } = started;

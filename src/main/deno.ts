@@ -1,8 +1,13 @@
 /**
  * Deno entrypoint: flags → service → `Deno.serve` → signals. `deno task dev` runs it.
  */
+import { createHash } from "node:crypto";
 import { denoFetcher } from "../adapter/deno.ts";
+import { useSha256 } from "../util/digest.ts";
 import { startup, stopOnSignal } from "./startup.ts";
+
+// Deno's node:crypto hashes natively (Web Crypto's digest is async).
+useSha256((text) => createHash("sha256").update(text).digest("hex"));
 
 const started = await startup(Deno.args, Deno.env.toObject(), denoFetcher);
 const { service, config, log } = started;

@@ -3,12 +3,15 @@
  * Usage: `node src/main/node.ts --help`.
  */
 import { serve } from "@hono/node-server";
+import { createHash } from "node:crypto";
 import type { Server } from "node:http";
 import { undiciFetcher } from "../adapter/node.ts";
 import { setLogOutput } from "../observability/log.ts";
+import { useSha256 } from "../util/digest.ts";
 import { startup, stopOnSignal } from "./startup.ts";
 
 setLogOutput((text) => process.stdout.write(text));
+useSha256((text) => createHash("sha256").update(text).digest("hex"));
 
 const started = await startup(process.argv.slice(2), process.env, undiciFetcher);
 const { service, config, log } = started;
