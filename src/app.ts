@@ -13,6 +13,7 @@ import type { Lifecycle } from "./lifecycle/lifecycle.ts";
 import type { Logger } from "./observability/log.ts";
 import type { Metrics, Outcome } from "./observability/metrics.ts";
 import { provisionClient, type ProvisionerOptions } from "./provision/provisioner.ts";
+import { pageRoutes } from "./ui/page.ts";
 
 /** Everything the app needs, built by an entrypoint; the app itself touches no runtime API. */
 export interface AppOptions {
@@ -29,7 +30,7 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** Sender authentication (Knative OIDC), when configured; runs before the body is read. */
   auth?: MiddlewareHandler;
-  /** Client lifecycle: release events and the `/clients` status routes (src/lifecycle/). */
+  /** Client lifecycle: release events, the `/clients` status routes (src/lifecycle/) and the clients page (src/ui/). */
   lifecycle?: Pick<Lifecycle, "release" | "routes">;
 }
 
@@ -66,6 +67,9 @@ export function createApp(options: AppOptions): Hono {
     app.use("/clients", authenticated);
     app.use("/clients/*", authenticated);
     app.route("/clients", options.lifecycle.routes);
+    // The clients page holds no data (it reads /clients/watch), so it is public: a browser cannot send a
+    // bearer token with a navigation.
+    app.route("/ui", pageRoutes());
   }
   app.post(
     "/",

@@ -97,6 +97,7 @@ export function serviceNeeds(config: Config): Permission[] {
   return [
     ...podPermissions(namespace, ["create", "get", "patch", "delete"], "pending and release events"),
     ...podPermissions(namespace, ["list"], "GET /clients"),
+    ...podPermissions(namespace, ["watch"], "GET /clients/watch (the clients page)"),
     ...(config["max-clients-per-gateway"] > 0
       ? leasePermissions(namespace, ["get", "list", "create", "update", "delete"], "--max-clients-per-gateway")
       : []),

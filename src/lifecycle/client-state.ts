@@ -150,6 +150,10 @@ export interface ClientStatus {
   namespace: string;
   gateway_name?: string;
   state: ClientState;
+  /** The pod's own phase (`Pending`, `Running`, …), beside our state. */
+  phase?: string;
+  /** The node the scheduler placed the pod on; none while it waits behind the routing gate. */
+  node_name?: string;
   reason?: string;
   message?: string;
   /** The pending event this client was created for. */
@@ -173,6 +177,8 @@ export function clientStatus(pod: TrackedPod, rules: StateRules, now: number, ga
     namespace: pod.metadata?.namespace ?? "",
     gateway_name: gateway,
     state,
+    phase: pod.status?.phase,
+    node_name: pod.spec?.nodeName,
     ...(state === "failed" && failure ? { reason: failure.reason, message: failure.message } : {}),
     ...(state === "failed" && !failure ? { reason: "Failed", message: "the client failed earlier (recorded on the pod)" } : {}),
     request: { source: annotations[ANNOTATION_REQUEST_SOURCE], id: annotations[ANNOTATION_REQUEST_ID] },

@@ -33,7 +33,7 @@ export interface Lifecycle {
   admit?: ProvisionerOptions["admit"];
   /** Answers one `io.podgateway.client.release` event (`data` already decoded from JSON). */
   release: (event: CloudEventV1<unknown>, data: unknown) => Promise<CloudEventV1<unknown>>;
-  /** `GET /clients/{pod}`, `GET /clients?gateway=`. */
+  /** `GET /clients/{pod}`, `GET /clients?gateway=`, `GET /clients/watch?gateway=`. */
   routes: Hono;
 }
 
@@ -52,6 +52,6 @@ export function createLifecycle(settings: LifecycleSettings): Lifecycle {
       }
       : undefined,
     release: (event, data) => releaseClient({ kube, namespace, stamp, capacity }, event, data),
-    routes: clientRoutes({ kube, namespace, ...rules, ...keys }),
+    routes: clientRoutes({ kube, namespace, log: settings.log, ...rules, ...keys }),
   };
 }

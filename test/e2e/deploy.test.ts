@@ -85,7 +85,7 @@ describe("deploy/ files (static)", () => {
     }
     const byName = (kind: string, name: string) => all.find((o) => o.kind === kind && o.metadata.name === name)!;
     const rules: Record<string, unknown> = {
-      "podgateway-provisioner": [{ apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list"] }],
+      "podgateway-provisioner": [{ apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list", "watch"] }],
       "podgateway-provisioner-controller": [
         { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch", "patch", "delete"] },
         { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["get", "create", "update"] },

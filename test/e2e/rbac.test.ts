@@ -25,7 +25,7 @@ const ACCOUNT = "podgateway-provisioner";
 const CONTROLLER = "podgateway-provisioner-controller";
 const AUDIENCE = "podgateway-provisioner";
 const SENDER = `system:serviceaccount:${SERVICE_NS}:default`;
-const POD_RULE = { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list"] };
+const POD_RULE = { apiGroups: [""], resources: ["pods"], verbs: ["create", "get", "patch", "delete", "list", "watch"] };
 
 describe("deploy/rbac.yaml: least privilege, for real", () => {
   let kubectl: (...args: string[]) => string;
@@ -172,7 +172,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     const pod = { apiVersion: "v1", kind: "Pod", metadata: { name: "intruder" }, spec: { containers: [{ name: "c", image: "x" }] } };
     await forbidden("pods in another namespace", "POST", "/api/v1/namespaces/default/pods", pod);
     await forbidden("pods in its own namespace", "POST", `/api/v1/namespaces/${SERVICE_NS}/pods`, pod);
-    await forbidden("watching pods (the controller's)", "GET", `/api/v1/namespaces/${CLIENT_NS}/pods?watch=1`);
+    await forbidden("watching pods in another namespace", "GET", "/api/v1/namespaces/default/pods?watch=1");
     await forbidden("leases (not used as shipped)", "GET", `/apis/coordination.k8s.io/v1/namespaces/${CLIENT_NS}/leases`);
     await forbidden("secrets in the client namespace", "GET", `/api/v1/namespaces/${CLIENT_NS}/secrets`);
     await forbidden("configmaps in the client namespace", "GET", `/api/v1/namespaces/${CLIENT_NS}/configmaps`);
