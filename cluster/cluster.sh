@@ -51,6 +51,8 @@ source "$CLUSTER_SRC/node.sh"
 node_enabled && COMPONENTS+=("${NODE_COMPONENTS[@]}")
 # Knative Serving and Kourier (cluster/serving.sh): pods on the real node; PGW_SERVING=0 leaves them out
 source "$CLUSTER_SRC/serving.sh"
+# the CloudEvents Player (cluster/player.sh): its application and image; PGW_PLAYER=0 leaves it out
+source "$CLUSTER_SRC/player.sh"
 NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
@@ -78,6 +80,7 @@ ensure_prereqs() {
 	fi
 	command -v go >/dev/null || die "Go (>= 1.26) is required to build the cluster binaries"
 	node_enabled && node_prereqs
+	player_prereqs
 	return 0
 }
 
@@ -140,6 +143,7 @@ compute_bin_dirs() {
 	knative_bin_dirs
 	node_bin_dirs
 	serving_bin_dirs
+	player_bin_dirs
 }
 
 go_build() { # out-dir module-dir ldflags pkgs...
@@ -226,6 +230,7 @@ build_all() {
 	knative_enabled && { [ -f "$KNATIVE_BIN_DIR/.complete" ] && [ -f "$KNET_BIN_DIR/.complete" ] || done_all=0; }
 	node_enabled && for d in "$CONTAINERD_BIN_DIR" "$RUNC_BIN_DIR" "$COREDNS_BIN_DIR"; do [ -f "$d/.complete" ] || done_all=0; done
 	serving_enabled && { serving_built || done_all=0; }
+	player_enabled && { player_built || done_all=0; }
 	((done_all)) && return 0
 	exec 8>"$BIN_ROOT/.build-lock"
 	flock 8
@@ -242,6 +247,7 @@ build_all() {
 	node_enabled && node_build_all
 	knative_enabled && knative_build_all
 	serving_enabled && serving_build_all
+	player_enabled && player_build
 	flock -u 8
 }
 

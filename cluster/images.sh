@@ -38,6 +38,7 @@ images_repo_of() {
 	client) echo podgateway/client ;;
 	pause) echo pause ;;
 	envoy) echo envoyproxy/envoy ;;
+	cloudevents-player) echo podgateway/cloudevents-player ;;
 	*) [ -n "${IMAGES_BINARY[$1]:-}" ] || die "unknown image '$1'"
 		echo "knative/$1" ;;
 	esac
@@ -45,7 +46,7 @@ images_repo_of() {
 images_tags_of() { # name key
 	case $1 in
 	pod-gateway) echo "$IMAGES_POD_GATEWAY_VERSION" ;;
-	client) echo "$2 latest" ;;
+	client | cloudevents-player) echo "$2 latest" ;;
 	pause) echo "${IMAGES_PAUSE_TAGS[*]}" ;;
 	envoy) echo "$ENVOY_VERSION-$2" ;;
 	*) echo "$2" ;;
@@ -93,6 +94,8 @@ images_key_of() {
 	client) images_key "$common $(declare -f images_root_client images_debootstrap)" ;;
 	pause) images_key "$common $(declare -f images_root_pause) $(gcc -dumpfullversion 2>/dev/null)" "$(images_pause_src)" ;;
 	envoy) images_key "$common $(declare -f images_root_envoy images_root_client images_debootstrap) $ENVOY_VERSION" ;;
+	# the application's build directory is named after its build key (player.sh)
+	cloudevents-player) images_key "$common $(declare -f images_root_cloudevents_player images_debootstrap images_slim) $PLAYER_BIN_DIR" ;;
 	# the binary's build directory is named after its build key: no need to hash the binary itself
 	*) images_key "$common $(declare -f images_root_binary) $1 ${IMAGES_BINARY[$1]}" ;;
 	esac
@@ -261,6 +264,9 @@ images_config_of() { # name key: buildah config arguments, one a line
 		--cmd '["sleep","infinity"]' ;;
 	pause) printf '%s\n' --user 65535:65535 --entrypoint '["/pause"]' ;;
 	envoy) printf '%s\n' --env PATH=/usr/local/bin:/usr/bin:/bin --workingdir / --user 65534:65534 ;;
+	# as upstream's Dockerfile.jvm runs it
+	cloudevents-player) printf '%s\n' --env "PATH=$IMAGES_PATH" --workingdir /deployments --user 65532:65532 --entrypoint \
+		'["java","-Dquarkus.http.host=0.0.0.0","-Djava.util.logging.manager=org.jboss.logmanager.LogManager","-jar","/deployments/quarkus-run.jar"]' ;;
 	*) printf '%s\n' --user 65532:65532 --entrypoint "[\"/ko-app/$(basename "${IMAGES_BINARY[$1]}")\"]" ;;
 	esac
 }

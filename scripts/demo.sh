@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, end to end (`npm run demo`): bring up the local cluster (Knative Eventing, the real node with
 # gateways foo and bar, the echo host), build our image into the local registry, apply deploy/ (cluster/deploy),
-# where Knative Serving runs the provisioner's Knative Service as pods of that image, with a `cloudevents listen`
-# sink in the cloudevents-player's place, send one io.podgateway.client.pending event for gateway foo to the Broker with
-# curl, and print the result event, the client pod running on the real node, and what the echo host saw of the
-# client's request: foo's gateway pod's address. Leaves the cluster running (`npm run cluster -- down`).
+# where Knative Serving runs the provisioner's Knative Service as pods of that image and the CloudEvents Player (built by
+# cluster/player.sh), send one io.podgateway.client.pending event for gateway foo to the Broker with curl, and print
+# the result event as the player received it, the client pod running on the real node, what the echo host saw of the
+# client's request: foo's gateway pod's address, and how to open the player's page. Leaves the cluster running
+# (`npm run cluster -- down`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -13,8 +14,6 @@ export PATH="$PWD/node_modules/.bin:$PATH"
 bash cluster/cluster.sh up
 eval "$(bash cluster/cluster.sh env)"
 kc() { "$KUBECTL" "$@"; }
-mkdir -p .cache
-sinklog="$PWD/.cache/demo-sink.log"
 
 echo "--- building our image (FROM scratch, one executable) into the local registry"
 bash scripts/publish-local.sh >/dev/null
@@ -34,19 +33,14 @@ if [ -z "$fresh" ]; then
   for c in kn-filter kn-dispatcher; do bash cluster/cluster.sh stop "$c" && bash cluster/cluster.sh start "$c"; done
 fi
 
-echo "--- the sink (cloudevents listen, log: $sinklog) in the cloudevents-player's place"
-ip netns exec "$PGW_KNATIVE_SINK_NETNS" "$CLOUDEVENTS_CLI" listen -P 8080 >"$sinklog" 2>&1 &
-sink=$!
-trap 'kill "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true' EXIT
-until curl -fsS "$PGW_KNATIVE_SINK_URL/history" >/dev/null 2>&1; do sleep 0.1; done
-# the player's image is not built here: its Trigger delivers to the sink instead
-kc delete services.serving.knative.dev cloudevents-player -n podgateway --ignore-not-found >/dev/null
-kc patch triggers.eventing.knative.dev cloudevents-player -n podgateway --type=merge \
-  -p "{\"spec\":{\"subscriber\":{\"ref\":null,\"uri\":\"$PGW_KNATIVE_SINK_URL\"}}}" >/dev/null
-
-echo "--- the provisioner: its Knative Service on Knative Serving, a revision of our image on the real node"
-kc wait -n podgateway --for=condition=Ready --timeout=300s services.serving.knative.dev/podgateway-provisioner >/dev/null
-kc get services.serving.knative.dev -n podgateway podgateway-provisioner
+echo "--- the provisioner and the CloudEvents Player: Knative Services on Knative Serving, their pods on the real node"
+kc wait -n podgateway --for=condition=Ready --timeout=300s services.serving.knative.dev/podgateway-provisioner \
+  services.serving.knative.dev/cloudevents-player >/dev/null
+kc get services.serving.knative.dev -n podgateway
+# the player's page and API, at its Knative Service's URL through Kourier (the name resolved to Kourier's Service)
+player_url=$(kc get services.serving.knative.dev cloudevents-player -n podgateway -o jsonpath='{.status.url}')
+kourier=$(kc get service kourier -n kourier-system -o jsonpath='{.spec.clusterIP}')
+player_events() { curl -fsS -H "host: ${player_url#http://}" "http://$kourier/messages?page=0&size=200"; }
 kc rollout status -n podgateway deployment/podgateway-provisioner-controller --timeout=180s >/dev/null
 kc wait -n podgateway --for=condition=Ready --timeout=60s broker/default trigger/podgateway-provisioner trigger/cloudevents-player >/dev/null
 kc get pods -n podgateway -o wide
@@ -59,11 +53,11 @@ send() { # id type data
     -H "ce-specversion: 1.0" -H "ce-id: $1" -H "ce-source: /demo/curl" -H "ce-type: $2" -H "content-type: application/json" -d "$3"
 }
 # A Trigger turns Ready a moment before the channel dispatcher knows its subscribers (an event in between is
-# accepted and dropped): probe until the sink, subscribed without a filter, receives one.
+# accepted and dropped): probe until the player, subscribed without a filter, receives one.
 for i in $(seq 60); do
   send "demo-probe-$i" io.podgateway.demo.probe '{}' >/dev/null
   sleep 0.5
-  grep -q "id: demo-probe-" "$sinklog" && break
+  player_events 2>/dev/null | grep -q '"id":"demo-probe-' && break
 done
 
 id="demo-$(date +%s)"
@@ -74,15 +68,17 @@ curl -sS -i "$PGW_KNATIVE_INGRESS_URL/podgateway/default" -H 'authorization: Bea
   -d '{"gateway_name":"foo"}'
 echo
 
-echo "--- the result event the sink received"
+echo "--- the result event, as the CloudEvents Player received it (its GET /messages)"
+# the player lists every event on the broker: the one whose causationid is this request's
+result() { player_events | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s).find(m=>m.type==="RECEIVED"&&m.extensions?.causationid===process.argv[1]);if(m)console.log(JSON.stringify(m,null,1))})' "$id"; }
 for _ in $(seq 300); do
-  grep -qi "causationid: $id" "$sinklog" && break
+  event=$(result 2>/dev/null || true)
+  [ -n "$event" ] && break
   sleep 0.2
 done
-# the sink prints every event on the broker as YAML: show the ones of this request
-awk -v id="$id" 'BEGIN{RS="---\n"} index($0, id) && /scheduling/ {printf "%s---\n", $0}' "$sinklog"
-pod=$(awk -v id="causationid: $id" '/^---/{s=""} /subject:/{s=$2} index(tolower($0),id){print s; exit}' "$sinklog")
-[ -n "$pod" ] || { echo "no result event at the sink: see kubectl logs -n podgateway -l serving.knative.dev/service=podgateway-provisioner -c provisioner"; exit 1; }
+echo "$event"
+pod=$(printf '%s' "$event" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(s?JSON.parse(s).subject??"":""))')
+[ -n "$pod" ] || { echo "no result event at the player: see kubectl logs -n podgateway -l serving.knative.dev/service=podgateway-provisioner -c provisioner"; exit 1; }
 
 echo "--- the client pod, running on the real node"
 kc wait -n podgateway-clients --for=condition=Ready --timeout=180s pod/"$pod" >/dev/null
@@ -103,3 +99,6 @@ else
   exit 1
 fi
 echo "--- pod traffic to non-local addresses dropped by the node (must be 0): $(iptables -t mangle -L "$PGW_EGRESS_CHAIN" -v -x -n | awk '/DROP/ {print $1}')"
+echo
+echo "--- the CloudEvents Player's page: $player_url (send io.podgateway.client.pending {\"gateway_name\":\"foo\"} there)"
+echo "    its name goes to Kourier ($kourier), e.g. chromium --host-resolver-rules='MAP ${player_url#http://} $kourier' $player_url"

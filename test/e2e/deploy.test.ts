@@ -170,7 +170,11 @@ describe("deploy/ files (static)", () => {
     assert.deepEqual(kustomization.configMapGenerator.map((g: Obj) => [g.name, g.namespace, g.files]), [[TEMPLATE_CONFIGMAP, SERVICE_NS, [TEMPLATE]]]);
     const local = parse(readFileSync(join(localOverlay, "kustomization.yaml"), "utf8")) as Obj;
     assert.deepEqual(local.resources, ["../../deploy"]);
-    assert.deepEqual(local.images, [{ name: "podgateway-provisioner", newName: "127.0.0.1:5001/podgateway-provisioner", newTag: "latest" }]);
+    assert.deepEqual(local.images, [
+      { name: "podgateway-provisioner", newName: "127.0.0.1:5001/podgateway-provisioner", newTag: "latest" },
+      // cluster/player.sh's image
+      { name: "cloudevents-player", newName: "127.0.0.1:5001/podgateway/cloudevents-player", newTag: "latest" },
+    ]);
   });
 
   test("client-pod-template.yaml: a template the provisioner accepts, the locked-down default plus resources and /tmp", async () => {
@@ -212,8 +216,23 @@ describe("deploy/ files (static)", () => {
     assert.equal(trigger.spec.broker, find("broker.yaml", "Broker").metadata.name);
     assert.equal(trigger.spec.subscriber.ref.name, player.metadata.name);
     assert.equal(trigger.spec.filter, undefined);
+    // the player reads BROKER_URI (upstream's MessageService); BROKER_TOKEN_FILE is cluster/player.sh's addition
     const env = Object.fromEntries(player.spec.template.spec.containers[0].env.map((e: Obj) => [e.name, e.value]));
-    assert.equal(env.BROKER_URL, `http://broker-ingress.knative-eventing.svc.cluster.local/${SERVICE_NS}/default`);
+    assert.equal(env.BROKER_URI, `http://broker-ingress.knative-eventing.svc.cluster.local/${SERVICE_NS}/default`);
+    assert.equal(player.metadata.annotations, undefined);
+    assert.deepEqual(player.spec.template.metadata.annotations, { "autoscaling.knative.dev/min-scale": "1", "autoscaling.knative.dev/max-scale": "1" });
+    // OIDC: a token of its own ServiceAccount (no API access) for the Broker's audience, where BROKER_TOKEN_FILE says
+    const spec = player.spec.template.spec;
+    const account = find("cloudevents-player.yaml", "ServiceAccount");
+    assert.equal(spec.serviceAccountName, account.metadata.name);
+    assert.equal(account.automountServiceAccountToken, false);
+    assert.equal(spec.automountServiceAccountToken, false);
+    const mount = spec.containers[0].volumeMounts.find((m: Obj) => env.BROKER_TOKEN_FILE.startsWith(`${m.mountPath}/`));
+    const projected = spec.volumes.find((v: Obj) => v.name === mount.name).projected.sources[0].serviceAccountToken;
+    assert.equal(`${mount.mountPath}/${projected.path}`, env.BROKER_TOKEN_FILE);
+    assert.equal(projected.audience, `eventing.knative.dev/broker/${SERVICE_NS}/default`);
+    assert.equal(spec.containers[0].securityContext.readOnlyRootFilesystem, true);
+    assert.equal(spec.containers[0].securityContext.runAsNonRoot, true);
   });
 
   for (const [file, gateway] of Object.entries(CHART_VALUES)) {
@@ -271,7 +290,8 @@ describe("deploy/ on the local cluster (server-side dry-run)", () => {
     const apply = kubectl("apply", "--server-side", "--field-manager=deploy-test", "-f", join(deployDir, "namespace.yaml"));
     assert.equal(apply.status, 0, `applying deploy/namespace.yaml failed: ${apply.stderr}`);
     // Knative Serving's webhook validates a Knative Service by dry-running its pod, which needs its ServiceAccount
-    accounts = objects("rbac.yaml").filter((o) => o.kind === "ServiceAccount" &&
+    // (the player's is in its own file)
+    accounts = [...objects("rbac.yaml"), ...objects("cloudevents-player.yaml")].filter((o) => o.kind === "ServiceAccount" &&
       kubectl("get", "serviceaccount", o.metadata.name, "-n", o.metadata.namespace).status !== 0);
     writeFileSync(join(scratch, "accounts.json"), JSON.stringify({ kind: "List", apiVersion: "v1", items: accounts }));
     const made = kubectl("apply", "--server-side", "--field-manager=deploy-test", "-f", join(scratch, "accounts.json"));

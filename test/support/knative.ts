@@ -64,15 +64,17 @@ export interface DeployOptions {
   serving?: boolean;
   /** Client pods from deploy/'s own template (kwok's nodes) instead of the local one (the real node): for volume. */
   kwokClients?: boolean;
+  /** The CloudEvents Player's Knative Service as shipped (on Serving, its Trigger delivering to it); else left out. */
+  player?: boolean;
 }
 
 /**
  * Applies deploy/ as shipped (`kubectl apply -k cluster/deploy`: everything, the template ConfigMap, controller
  * and network policy included), into fresh namespaces (an earlier run's, or the demo's, are deleted first), and
- * routes the client namespace (the gateways' settings ConfigMaps, as the pod-gateway chart copies them). The
- * cloudevents-player's Knative Service is left out: its Trigger delivers to a test's sink (pointTrigger).
+ * routes the client namespace (the gateways' settings ConfigMaps, as the pod-gateway chart copies them). Unless
+ * `player`, the cloudevents-player's Knative Service is left out: its Trigger delivers to a test's sink (pointTrigger).
  */
-export async function applyDeploy({ shippedController = false, serving = false, kwokClients = false }: DeployOptions = {}): Promise<void> {
+export async function applyDeploy({ shippedController = false, serving = false, kwokClients = false, player = false }: DeployOptions = {}): Promise<void> {
   removeDeploy();
   await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
     kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", 180_000);
@@ -86,7 +88,7 @@ export async function applyDeploy({ shippedController = false, serving = false, 
   // shipped Deployment, which runs on the real node, gets no replicas unless `shippedController`.
   const manifests = parseAllDocuments(kubectl("kustomize", join(repo, "cluster/deploy"))).map((doc) => doc.toJS()).filter(Boolean);
   const servedByTest = (o: { apiVersion: string; kind: string; metadata: { name: string } }) =>
-    (o.kind === "Service" && o.metadata.name === PLAYER && o.apiVersion === "serving.knative.dev/v1") ||
+    (!player && o.kind === "Service" && o.metadata.name === PLAYER && o.apiVersion === "serving.knative.dev/v1") ||
     (!serving && o.metadata.name === PROVISIONER && ["serving.knative.dev/v1", "sources.knative.dev/v1"].includes(o.apiVersion));
   for (const object of manifests) {
     if (!shippedController && object.kind === "Deployment" && object.metadata.name === CONTROLLER) object.spec.replicas = 0;

@@ -23,6 +23,15 @@ export function waitForZero(): Promise<void> {
   return waitFor("the revision to scale to zero", async () => (await listPods(SERVICE_NS, REVISION_PODS)).length === 0, 180_000);
 }
 
+/** Until Knative Service `name` is Ready on its latest revision (its template as last changed, e.g. by a SinkBinding). */
+export function waitServiceReady(name: string, timeoutMs = 300_000): Promise<void> {
+  return waitFor(`the Knative Service ${name} Ready on its latest revision`, async () => {
+    const { metadata, status } = JSON.parse(kubectl("get", "services.serving.knative.dev", name, "-n", SERVICE_NS, "-o", "json"));
+    return status?.observedGeneration === metadata.generation && status.latestReadyRevisionName === status.latestCreatedRevisionName &&
+      status.conditions?.some((c: { type: string; status: string }) => c.type === "Ready" && c.status === "True");
+  }, timeoutMs);
+}
+
 export interface ServingFlow {
   sink: Sink;
   stop: () => Promise<void>;
@@ -49,11 +58,7 @@ export async function startServingFlow(options: Omit<DeployOptions, "serving"> &
     // The SinkBinding changes the Knative Service's template (K_SINK, the OIDC token volume): a new revision. Ready
     // once that one is.
     await waitReady("sinkbindings.sources.knative.dev", PROVISIONER, 120_000);
-    await waitFor("the Knative Service Ready on its latest revision", async () => {
-      const { metadata, status } = JSON.parse(kubectl("get", "services.serving.knative.dev", PROVISIONER, "-n", SERVICE_NS, "-o", "json"));
-      return status?.observedGeneration === metadata.generation && status.latestReadyRevisionName === status.latestCreatedRevisionName &&
-        status.conditions?.some((c: { type: string; status: string }) => c.type === "Ready" && c.status === "True");
-    }, 300_000);
+    await waitServiceReady(PROVISIONER);
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
     if (options.shippedController) {
       // its SinkBinding changes the Deployment's template (K_SINK, the OIDC token volume): a second rollout. Waited
