@@ -12,6 +12,7 @@ import { isStatus, isTransient } from "../kube/errors.ts";
 import { getPod, listPodsPage, PAGE } from "../kube/pods.ts";
 import type { RestClient } from "../kube/rest-client.ts";
 import { gatewayOf, LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
+import { CLIENTS_NOT_POOL, LABEL_POOL } from "../pool/member.ts";
 import { clientStatus, type StateRules } from "./client-state.ts";
 
 export interface StatusOptions extends StateRules {
@@ -39,7 +40,8 @@ export function clientRoutes(options: StatusOptions): Hono {
     if (!/^\d+$/.test(limitText) || limit < 1 || limit > PAGE) {
       return c.json({ error: `limit must be a whole number from 1 to ${PAGE}` }, 400);
     }
-    let selector = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+    // Unclaimed warm pool members are not clients (yet).
+    let selector = CLIENTS_NOT_POOL;
     if (gateway !== undefined && options.gatewayLabelKey) selector += `,${options.gatewayLabelKey}=${gateway}`;
     let page;
     try {
@@ -62,7 +64,7 @@ export function clientRoutes(options: StatusOptions): Hono {
     } catch (error) {
       if (!isStatus(error, 404)) throw error;
     }
-    if (!pod || pod.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY) {
+    if (!pod || pod.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY || pod.metadata.labels[LABEL_POOL] !== undefined) {
       return c.json({ error: `no client pod ${namespace}/${name}: never created, or deleted` }, 404);
     }
     return c.json(statusOf(pod));

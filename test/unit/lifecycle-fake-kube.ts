@@ -214,10 +214,11 @@ export class FakeKube implements StreamingRestClient {
   }
 }
 
-/** Equality-based label selectors (`a=b,c=d`), which is all this service uses. */
+/** Label selectors of equality (`a=b`) and absence (`!a`), which is all this service uses. */
 function matches(object: Obj, selector: string): boolean {
   const labels = object.metadata?.labels ?? {};
   return selector.split(",").filter(Boolean).every((term) => {
+    if (term.startsWith("!")) return labels[term.slice(1)] === undefined;
     const [key, value] = term.split("=");
     return labels[key!] === value;
   });
