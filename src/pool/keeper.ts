@@ -17,7 +17,7 @@ import { failureOf, isAdmitted, neverRan, type StateRules } from "../lifecycle/c
 import { watchPods } from "../lifecycle/watch.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, gatewayOf } from "../provision/client-pod.ts";
+import { ANNOTATION_REQUEST_ID, ANNOTATION_REQUEST_SOURCE, type ClientRequest, clientPodName, gatewayOf } from "../provision/client-pod.ts";
 import { provisionClient, type ProvisionerOptions } from "../provision/provisioner.ts";
 import { isMember, LABEL_POOL_TEMPLATE, memberRequest, memberSettings, POOL_MEMBERS, POOL_SOURCE } from "./member.ts";
 
@@ -42,8 +42,8 @@ export class PoolKeeper {
   readonly #options: KeeperOptions;
   /** Every unclaimed member (any hash), by name, as last seen or made. */
   readonly #members = new Map<string, Pod>();
-  /** Members being made right now, by gateway; members being finished, by `pod:<name>`. */
-  readonly #making = new Map<string, number>();
+  /** Names of the members being made or finished right now, by gateway. */
+  readonly #making = new Map<string, Set<string>>();
   readonly #deleting = new Set<string>();
   #active = 0;
   #synced = false;
@@ -106,36 +106,46 @@ export class PoolKeeper {
     }
     for (const [gateway, size] of Object.entries(sizes)) {
       const current = this.current(gateway);
+      const making = this.#makingOf(gateway);
       // Beyond the size (a smaller pool now): the surplus goes.
-      for (const pod of current.slice(size)) this.#delete(pod, "beyond the pool's size");
-      // Behind the routing gate and not ours to finish right now: a refill cut short; finish it.
-      for (const pod of current.filter((pod) => !isAdmitted(pod) && !this.#making.has(`pod:${pod.metadata!.name}`))) this.#finish(gateway, pod);
-      const wanted = size - Math.min(size, current.length) - (this.#making.get(gateway) ?? 0);
+      for (const pod of current.filter((pod) => !making.has(pod.metadata!.name!)).slice(Math.max(0, size - making.size))) {
+        this.#delete(pod, "beyond the pool's size");
+      }
+      // Behind the routing gate and not being made here: a refill a previous leader cut short; finish it.
+      for (const pod of current.filter((pod) => !isAdmitted(pod) && !making.has(pod.metadata!.name!))) this.#finish(gateway, pod);
+      const counted = new Set([...current.map((pod) => pod.metadata!.name!), ...making]).size;
       if ((this.#backoff.get(gateway) ?? 0) > Date.now()) continue;
-      for (let i = 0; i < wanted && this.#active < MAKING; i++) this.#make(gateway);
+      for (let i = counted; i < size && this.#active < MAKING; i++) this.#provision(memberRequest(gateway), true);
     }
   }
 
-  /** Makes one member: a client pod for a request of its own, with the pool's labels. */
-  #make(gateway: string): void {
-    this.#provision(gateway, memberRequest(gateway), gateway);
+  #makingOf(gateway: string): Set<string> {
+    let making = this.#making.get(gateway);
+    if (!making) this.#making.set(gateway, making = new Set());
+    return making;
   }
 
   /** Finishes a member a previous leader left behind its gate: the same request again, so the same pod. */
   #finish(gateway: string, pod: Pod): void {
     const annotations = pod.metadata?.annotations ?? {};
-    if (annotations[ANNOTATION_REQUEST_SOURCE] !== POOL_SOURCE || !annotations[ANNOTATION_REQUEST_ID]) return;
-    this.#provision(gateway, { source: POOL_SOURCE, id: annotations[ANNOTATION_REQUEST_ID]!, gatewayName: gateway }, `pod:${pod.metadata!.name}`);
+    const request = { source: POOL_SOURCE, id: annotations[ANNOTATION_REQUEST_ID] ?? "", gatewayName: gateway };
+    // Only a member made by a keeper is finished: its name is its request's (else the create would make another pod).
+    if (annotations[ANNOTATION_REQUEST_SOURCE] !== POOL_SOURCE || clientPodName(request) !== pod.metadata?.name || this.#active >= MAKING) return;
+    this.#provision(request, false);
   }
 
-  #provision(gateway: string, request: { source: string; id: string; gatewayName: string }, key: string): void {
+  /** Makes (`fresh`) or finishes one member: a client pod for a request of its own, with the pool's labels. */
+  #provision(request: ClientRequest, fresh: boolean): void {
     const { provisioner, hash, log, metrics } = this.#options;
+    const gateway = request.gatewayName;
+    const name = clientPodName(request);
+    const making = this.#makingOf(gateway);
+    making.add(name);
     this.#active++;
-    this.#making.set(key, (this.#making.get(key) ?? 0) + 1);
     provisionClient({ ...provisioner, kube: this.#options.kube, pod: memberSettings(provisioner.pod, hash) }, request, this.#signal)
       .then((result) => {
         if (result.ok) {
-          if (key === gateway) metrics.countPool(gateway, "refill");
+          if (fresh) metrics.countPool(gateway, "refill");
           this.#members.set(result.name, result.pod);
           return;
         }
@@ -147,9 +157,7 @@ export class PoolKeeper {
       })
       .finally(() => {
         this.#active--;
-        const left = (this.#making.get(key) ?? 1) - 1;
-        if (left > 0) this.#making.set(key, left);
-        else this.#making.delete(key);
+        making.delete(name);
         this.#reconcile();
       });
   }

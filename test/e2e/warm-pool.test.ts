@@ -125,13 +125,15 @@ describe("warm pool: 3 replicas, a pool of 50 on kwok nodes", { timeout: 300_000
   test("a replica killed mid-claim, the leader killed mid-refill: nothing duplicated, nothing stranded, the pool recovers", async () => {
     const ids = Array.from({ length: 30 }, (_, i) => `killed-${i}`);
     const victim = services[0]!;
-    const inFlight = ids.map((id) => deliver(victim.url, id).catch(() => undefined));
     const leader = await leaderOf(controllers);
-    // both die while claims and refills are under way
-    await new Promise((resolve) => setTimeout(resolve, 15));
+    let answered = 0;
+    const inFlight = ids.map((id) => deliver(victim.url, id).then((answer) => (answered++, answer), () => undefined));
+    // both die while claims and refills are under way: once the first answers are out, the others still claiming
+    await waitFor("the first answers", async () => answered >= 3, 10_000);
     await Promise.all([victim.stop("SIGKILL"), leader.stop("SIGKILL")]);
     const cut = (await Promise.all(inFlight)).filter((answer) => answer?.status !== 200).length;
     console.log(`# ${cut} of 30 deliveries cut short by the kill`);
+    assert.ok(cut > 0, "the kill came mid-claim");
 
     services = [...services.slice(1), await startService(env())];
     const answers = await Promise.all(ids.map((id, i) => deliver(services[i % 2]!.url, id)));

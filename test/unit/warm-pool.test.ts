@@ -6,8 +6,10 @@ import type { KubeRequest } from "../../src/kube/rest-client.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
 import { claimName } from "../../src/pool/claim.ts";
 import { isClaimable, LABEL_POOL, memberSettings, POOL_MEMBER, templateHash } from "../../src/pool/member.ts";
+import { PoolKeeper } from "../../src/pool/keeper.ts";
 import { PoolMembers } from "../../src/pool/members.ts";
 import { serveFromPool, type WarmPool } from "../../src/pool/serve.ts";
+import { clientPodName } from "../../src/provision/client-pod.ts";
 import type { ProvisionerOptions } from "../../src/provision/provisioner.ts";
 import { FakeKube } from "./lifecycle-fake-kube.ts";
 
@@ -151,4 +153,54 @@ test("a replica that died between its claim record and its patch: the redelivery
   assert.equal(kube.pods.get("member-0")!.metadata?.labels?.[LABEL_POOL], undefined);
   watching.abort();
   await run;
+});
+
+test("the keeper fills the pool, refills after a claim, rolls members of another template, finishes a gated one", async (t) => {
+  const kube = new RoutingKube();
+  const stale = memberSettings({ ...settings, image: "old" }, templateHash({ ...settings, image: "old" }));
+  // a member of the old template, and one a previous leader left behind its routing gate
+  kube.addPod("old-member", { labels: stale.template!.metadata.labels, status: READY as Pod["status"] });
+  const cutName = clientPodName({ source: "/podgateway/pool", id: "cut" });
+  const cut = kube.addPod(cutName, {
+    gated: true,
+    labels: { [LABEL_POOL]: POOL_MEMBER, "podgateway.io/pool-template": hash },
+    annotations: { "podgateway.io/request-source": "/podgateway/pool", "podgateway.io/request-id": "cut" },
+  });
+  kube.pods.get(cutName)!.spec!.initContainers = [{ name: "gateway-init" }];
+  const metrics = new Metrics();
+  const keeper = new PoolKeeper({
+    kube,
+    provisioner: { kube, pod: settings, routingInitContainer: "gateway-init" },
+    sizes: { foo: 3 },
+    hash,
+    rules: { sidecarContainer: "gateway-sidecar", readyTimeoutMs: 0 },
+    log: () => {},
+    metrics,
+    resyncMs: 20,
+  });
+  const term = new AbortController();
+  const running = keeper.run(term.signal);
+  t.after(async () => {
+    term.abort();
+    await running;
+  });
+  const members = () => [...kube.pods.values()].filter((pod) => pod.metadata?.labels?.[LABEL_POOL] === POOL_MEMBER);
+  const settle = async (what: string, check: () => boolean) => {
+    for (let i = 0; i < 200 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.ok(check(), what);
+  };
+  const settled = () => members().length === 3 && members().every((pod) => !pod.spec?.schedulingGates?.length);
+  await settle("3 current members past their gate, the old one gone", () => settled() && !kube.pods.has("old-member"));
+  assert.ok(members().every((pod) => pod.metadata?.labels?.["podgateway.io/pool-template"] === hash));
+  assert.ok(members().every((pod) => !pod.spec?.schedulingGates?.length), "every member past its gate");
+  assert.equal(kube.pods.get(cutName)?.metadata?.uid, cut.metadata?.uid, "the gated member was finished, not replaced");
+  assert.match(metrics.render(), /outcome="refill"\} 2\n/);
+
+  // a claim takes one out of the pool: the keeper makes another, and never more than the size
+  const claimed = members()[0]!.metadata!.name!;
+  await kube.performRequest({ method: "PATCH", path: `/api/v1/namespaces/ns/pods/${claimed}`, contentType: "application/json-patch+json", body: [{ op: "remove", path: "/metadata/labels/podgateway.io~1pool" }] });
+  await settle("refilled to 3", settled);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(members().length, 3);
+  assert.ok(kube.pods.has(claimed), "the claimed member is a client now, left alone");
 });
