@@ -126,10 +126,12 @@ describe("warm pool: 3 replicas, a pool of 50 on kwok nodes", { timeout: 300_000
     const ids = Array.from({ length: 30 }, (_, i) => `killed-${i}`);
     const victim = services[0]!;
     const leader = await leaderOf(controllers);
+    let firstAnswers: () => void;
+    const answeredThree = new Promise<void>((resolve) => (firstAnswers = resolve));
     let answered = 0;
-    const inFlight = ids.map((id) => deliver(victim.url, id).then((answer) => (answered++, answer), () => undefined));
+    const inFlight = ids.map((id) => deliver(victim.url, id).then((answer) => (++answered === 3 && firstAnswers(), answer), () => undefined));
     // both die while claims and refills are under way: once the first answers are out, the others still claiming
-    await waitFor("the first answers", async () => answered >= 3, 10_000);
+    await answeredThree;
     await Promise.all([victim.stop("SIGKILL"), leader.stop("SIGKILL")]);
     const cut = (await Promise.all(inFlight)).filter((answer) => answer?.status !== 200).length;
     console.log(`# ${cut} of 30 deliveries cut short by the kill`);
