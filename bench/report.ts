@@ -34,9 +34,11 @@ export function writeReport(repo: string, file = latestResults(repo)): string[] 
   const node = latestOf(repo, /^real-node-.*\.json$/);
   const serving = latestOf(repo, /^serving-.*\.json$/);
   const fresh = results.fresh?.runs.length ? { fresh: results.fresh, file: basename(file) } : latestFresh(repo);
+  const pool = latestOf(repo, /^warm-pool-.*\.json$/);
   writeFileSync(mdPath, markdown(results, basename(file), analysis, fresh) + (scale ? "\n" + scaleSection(scale.results, scale.file) : "") +
     (node ? "\n" + realNodeSection(JSON.parse(readFileSync(node, "utf8")) as RealNodeResults, basename(node)) : "") +
-    (serving ? "\n" + servingSection(JSON.parse(readFileSync(serving, "utf8")) as ServingResults, basename(serving)) : ""));
+    (serving ? "\n" + servingSection(JSON.parse(readFileSync(serving, "utf8")) as ServingResults, basename(serving)) : "") +
+    (pool ? "\n" + warmPoolSection(JSON.parse(readFileSync(pool, "utf8")) as WarmPoolResults, basename(pool)) : ""));
   return [mdPath, svgPath];
 }
 
@@ -144,6 +146,56 @@ function servingSection(r: ServingResults, file: string): string {
     "| --- | ---: | ---: |",
     ...Object.entries(r.idle).map(([pod, v]) => `| ${pod} | ${fmt(v.rssMiB, 1)} | ${fmt(v.cpuMsPerS, 2)} |`),
     `| **all** | **${fmt(Object.values(r.idle).reduce((sum, v) => sum + v.rssMiB, 0), 1)}** | **${fmt(Object.values(r.idle).reduce((sum, v) => sum + v.cpuMsPerS, 0), 2)}** |`,
+    "",
+  ].join("\n");
+}
+
+type Percentiles = { n: number; p50: number; p95: number; p99: number; max: number };
+/** What `node bench/warm-pool.ts` writes. */
+export interface WarmPoolResults {
+  startedAt: string;
+  machine: { loadavgStart: number[] };
+  pool: number;
+  replicas: number;
+  refill: { members: number; fillMs: number; membersPerS: number };
+  warm: { c1: Percentiles & { misses: number }; c16: Percentiles & { misses: number } };
+  cold: { c1: { doneMs: Percentiles; readyMs: Percentiles }; c16: { doneMs: Percentiles; readyMs: Percentiles } };
+  apiPerEvent: { warm: Record<string, number>; cold: Record<string, number> };
+  idle: Record<string, { processes: number; rssMiB: number; cpuMsPerS: number }>;
+}
+
+function warmPoolSection(r: WarmPoolResults, file: string): string {
+  const row = (label: string, l: Percentiles) => `| ${label} | ${l.n} | ${fmt(l.p50, 0)} | ${fmt(l.p95, 0)} | ${fmt(l.p99, 0)} | ${fmt(l.max, 0)} |`;
+  const calls = (counts: Record<string, number>) => Object.entries(counts).map(([call, n]) => `${call} ${n}`).join(", ") || "none";
+  const total = (counts: Record<string, number>) => fmt(Object.values(counts).reduce((sum, n) => sum + n, 0), 1);
+  return [
+    "## Warm pool: event → a Ready, routed client",
+    "",
+    `\`node bench/warm-pool.ts\` (${file}, ${r.startedAt}, load ${r.machine.loadavgStart.join(" / ")} at start): ${r.replicas} replicas of the`,
+    `executable and its controller, \`--warm-pool foo=${r.pool}\`, clients on the real node (cluster/deploy-warm-pool's template: Ready only`,
+    "while the tunnel to the gateway answers). Events POSTed to the replicas in turn. *Warm*: the pool full before each round; the answer",
+    "comes with a client already Ready and routed (checked). *Cold*: gateway bar, no pool: the answer, then the pod start until Ready.",
+    "",
+    "| path | events | p50 ms | p95 ms | p99 ms | max ms |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    row("warm, c = 1: event → done (client Ready)", r.warm.c1),
+    row("warm, c = 16: event → done (client Ready)", r.warm.c16),
+    row("cold, c = 1: event → done (pod gated → released)", r.cold.c1.doneMs),
+    row("cold, c = 1: event → client Ready", r.cold.c1.readyMs),
+    row("cold, c = 16: event → done", r.cold.c16.doneMs),
+    row("cold, c = 16: event → client Ready", r.cold.c16.readyMs),
+    "",
+    `Misses (a pooled event served cold although the pool was full): ${r.warm.c1.misses} at c = 1, ${r.warm.c16.misses} at c = 16.`,
+    "",
+    `API requests per event (the API server's apiserver_request_total, controller stopped so no refill counts): warm ${total(r.apiPerEvent.warm)}`,
+    `(${calls(r.apiPerEvent.warm)}); cold ${total(r.apiPerEvent.cold)} (${calls(r.apiPerEvent.cold)}).`,
+    "",
+    `Refill: an empty pool of ${r.refill.members} was all Ready after ${fmt(r.refill.fillMs / 1000, 1)} s: ${fmt(r.refill.membersPerS, 2)} members made Ready per second`,
+    "on this node (each a pod start with `gateway-init`). Idle cost of the full pool over 30 s:",
+    "",
+    "| what | processes | RSS MiB | CPU ms/s |",
+    "| --- | ---: | ---: | ---: |",
+    ...Object.entries(r.idle).map(([what, v]) => `| ${what} | ${v.processes} | ${fmt(v.rssMiB, 1)} | ${fmt(v.cpuMsPerS, 2)} |`),
     "",
   ].join("\n");
 }

@@ -12,6 +12,7 @@ import { isTransient, KubeApiError } from "./kube/errors.ts";
 import type { Lifecycle } from "./lifecycle/lifecycle.ts";
 import type { Logger } from "./observability/log.ts";
 import type { Metrics, Outcome } from "./observability/metrics.ts";
+import { serveFromPool, type Served, type WarmPool } from "./pool/serve.ts";
 import { provisionClient, type ProvisionerOptions } from "./provision/provisioner.ts";
 import { pageRoutes } from "./ui/page.ts";
 
@@ -32,6 +33,8 @@ export interface AppOptions {
   auth?: MiddlewareHandler;
   /** Client lifecycle: release events, the `/clients` status routes (src/lifecycle/) and the clients page (src/ui/). */
   lifecycle?: Pick<Lifecycle, "release" | "routes">;
+  /** `--warm-pool`: gateways whose requests claim a Ready member when one is free (src/pool/). */
+  pool?: WarmPool;
 }
 
 const KNOWN_TYPES = new Set<string>(Object.values(EventTypes));
@@ -154,17 +157,22 @@ export function createApp(options: AppOptions): Hono {
       return { reply: failedEvent(options.stamp, event, { reason: "InvalidEventData", message: describeIssues(data.issues) }), fields: {} };
     }
     const gateway = data.output.gateway_name;
-    const result = await provisionClient(options.provisioner, { source: event.source, id: event.id, gatewayName: gateway, trace });
+    const request = { source: event.source, id: event.id, gatewayName: gateway, trace };
+    const result: Served = options.pool?.sizes[gateway]
+      ? await serveFromPool(options.provisioner, options.pool, request)
+      : await provisionClient(options.provisioner, request).then((result) => result.ok ? { ...result, servedFrom: "cold" as const } : result);
     metrics.observeProvisioning((performance.now() - started) / 1000);
     const reply = result.ok
       ? doneEvent(options.stamp, event, {
         pod_name: result.name,
         namespace: result.namespace,
         gateway_name: gateway,
-        message: `client pod ${result.namespace}/${result.name} is routed by gateway ${gateway}`,
-      }, result.pod.metadata?.creationTimestamp)
+        message: `client pod ${result.namespace}/${result.name} is routed by gateway ${gateway}${result.servedFrom === "pool" ? " (a warm pool member, Ready)" : ""}`,
+        served_from: result.servedFrom,
+        // A warm client's time is its claim's (the pod is older than the request); a cold one's, its pod's creation.
+      }, result.at ?? result.pod.metadata?.creationTimestamp)
       : failedEvent(options.stamp, event, { reason: result.reason, message: result.message, gateway_name: gateway }, result.name);
-    return { reply, fields: { gateway, pod: result.name } };
+    return { reply, fields: { gateway, pod: result.name, served_from: result.ok ? result.servedFrom : undefined } };
   }
 
   /** `io.podgateway.client.release`: the client pod deleted (src/lifecycle/release.ts). */

@@ -22,6 +22,7 @@ const OPTIONS = {
   "client-max-lifetime-seconds": { env: "CLIENT_MAX_LIFETIME_SECONDS", default: "0", help: "maximum lifetime of a client pod (activeDeadlineSeconds); 0 for none" },
   "client-ready-timeout-seconds": { env: "CLIENT_READY_TIMEOUT_SECONDS", default: "300", help: "a client not ready this long after creation fails and is deleted; 0 for no limit" },
   "max-clients-per-gateway": { env: "MAX_CLIENTS_PER_GATEWAY", default: "0", help: "clients one gateway may have at once; beyond it, GatewayAtCapacity; 0 for unlimited" },
+  "warm-pool": { env: "WARM_POOL", default: "", help: "ready, routed clients kept per gateway, e.g. foo=3,bar=1 (the controller keeps them, the service hands them out); empty or 0: none" },
   "event-source": { env: "EVENT_SOURCE", default: "/podgateway/provisioner", help: "source attribute of result events" },
   "oidc-audience": { env: "OIDC_AUDIENCE", default: "", help: "require Knative OIDC sender tokens for this audience (TokenReview); empty: no sender authentication" },
   "allowed-senders": { env: "ALLOWED_SENDERS", default: "", help: "comma-separated usernames allowed to send when --oidc-audience is set; * for any" },
@@ -53,6 +54,17 @@ const Command = v.pipe(
   v.minLength(1, "must not be empty"),
 );
 
+/** `foo=3,bar=1`: pool sizes by gateway name; a size of 0 is no pool (left out). */
+const WarmPool = v.pipe(
+  v.string(),
+  v.transform((text) => text.split(",").map((entry) => entry.trim()).filter(Boolean)),
+  v.array(v.pipe(v.string(), v.regex(/^[^=]+=\d+$/, "must be gateway=size pairs, comma-separated (e.g. foo=3,bar=1)"))),
+  v.transform((entries) => entries.map((entry) => entry.split("=") as [string, string])),
+  v.array(v.tuple([LabelValue, v.pipe(v.string(), v.transform(Number), v.maxValue(1000, "sizes must be at most 1000"))])),
+  v.check((pairs) => new Set(pairs.map(([name]) => name)).size === pairs.length, "must name each gateway once"),
+  v.transform((pairs) => Object.fromEntries(pairs.filter(([, size]) => size > 0)) as Record<string, number>),
+);
+
 /** The configuration schema: flags and environment arrive as strings and leave typed. */
 const ConfigSchema = v.pipe(
   v.object({
@@ -78,6 +90,7 @@ const ConfigSchema = v.pipe(
     "client-max-lifetime-seconds": Integer(0, 2 ** 31 - 1),
     "client-ready-timeout-seconds": Integer(0, 7 * 24 * 3600),
     "max-clients-per-gateway": Integer(0, 100_000),
+    "warm-pool": WarmPool,
     "event-source": v.pipe(v.string(), v.nonEmpty("must not be empty")),
     "oidc-audience": v.string(),
     "allowed-senders": v.pipe(v.string(), v.transform((text) => text.split(",").map((name) => name.trim()).filter(Boolean))),
@@ -94,6 +107,10 @@ const ConfigSchema = v.pipe(
   v.check(
     (c) => c["leader-retry-period-seconds"] < c["leader-renew-deadline-seconds"] && c["leader-renew-deadline-seconds"] < c["leader-lease-duration-seconds"],
     "leader election needs --leader-retry-period-seconds < --leader-renew-deadline-seconds < --leader-lease-duration-seconds",
+  ),
+  v.check(
+    (c) => c.gateways.length === 0 || Object.keys(c["warm-pool"]).every((name) => c.gateways.includes(name)),
+    "--warm-pool may only name gateways that --gateways lists",
   ),
   v.check(
     (c) => !c["oidc-audience"] || c["allowed-senders"].length > 0,

@@ -11,6 +11,9 @@ import { jsonLogger, type Logger } from "./observability/log.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { checkOnServer, loadPodTemplate } from "./provision/pod-template.ts";
 import type { ProvisionerOptions } from "./provision/provisioner.ts";
+import { isClaimable, templateHash } from "./pool/member.ts";
+import { PoolMembers } from "./pool/members.ts";
+import type { WarmPool } from "./pool/serve.ts";
 
 /** A ready-to-serve service: the app, and how it reaches Kubernetes. */
 export interface Service {
@@ -69,12 +72,15 @@ export async function createService(
     maxClientsPerGateway: config["max-clients-per-gateway"],
   });
 
+  const metrics = new Metrics();
+  const pool = warmPool(config, kube, provisioner, metrics, log);
   const app = createApp({
     provisioner: { ...provisioner, admit: lifecycle.admit },
     stamp,
     sink,
     lifecycle,
-    metrics: new Metrics(),
+    pool: pool?.pool,
+    metrics,
     log,
     // Ready = this process can serve. API server trouble is answered per event (503 + Retry-After); taking
     // every replica out of routing for an API blip would only turn those answers into connection errors.
@@ -88,7 +94,22 @@ export async function createService(
   if (!config["oidc-audience"]) {
     log({ msg: "WARNING: sender authentication is off: anyone who can reach this service can create client pods; set --oidc-audience and --allowed-senders" });
   }
-  return { app, describe };
+  return { app, describe, background: pool?.background };
+}
+
+/**
+ * The service's side of `--warm-pool`: the watch of Ready members (the background work) and the claim. Members of
+ * another template hash than this service's are never handed out: during a template rollout, that is a miss.
+ */
+function warmPool(config: Config, kube: KubeConnection["kube"], provisioner: ProvisionerOptions, metrics: Metrics, log: Logger) {
+  if (Object.keys(config["warm-pool"]).length === 0) return undefined;
+  const hash = templateHash(provisioner.pod);
+  const rules = { sidecarContainer: config["gateway-sidecar-container"], routingInitContainer: config["routing-init-container"] };
+  const claimable = (pod: Parameters<typeof isClaimable>[0]) => isClaimable(pod, hash, rules);
+  const { namespace, gatewayLabelKey, gatewayAnnotationKey } = provisioner.pod;
+  const members = new PoolMembers({ kube, namespace, hash, claimable, gatewayLabelKey, gatewayAnnotationKey, log });
+  const pool: WarmPool = { sizes: config["warm-pool"], members, claim: { kube, namespace, claimable }, metrics };
+  return { pool, background: (signal: AbortSignal) => members.run(signal) };
 }
 
 /** What the service does with the API, by enabled feature: the start-up check asks for exactly this. */
@@ -98,6 +119,7 @@ export function serviceNeeds(config: Config): Permission[] {
     ...podPermissions(namespace, ["create", "get", "patch", "delete"], "pending and release events"),
     ...podPermissions(namespace, ["list"], "GET /clients"),
     ...podPermissions(namespace, ["watch"], "GET /clients/watch (the clients page)"),
+    ...(Object.keys(config["warm-pool"]).length > 0 ? leasePermissions(namespace, ["get", "create", "update"], "--warm-pool (claims)") : []),
     ...(config["max-clients-per-gateway"] > 0
       ? leasePermissions(namespace, ["get", "list", "create", "update", "delete"], "--max-clients-per-gateway")
       : []),

@@ -1,20 +1,28 @@
 /**
  * Controller mode (`podgateway-provisioner controller`): the client lifecycle tracker — ready/failed/deleted
- * events, ReadyTimeout, the finalizer and the record annotation — and the sweep of abandoned gated pods, run
- * by the leader of a coordination.k8s.io Lease only. Several replicas may run; one works, the others wait.
+ * events, ReadyTimeout, the finalizer and the record annotation —, the sweep of abandoned gated pods and, with
+ * `--warm-pool`, the pool keeper (src/pool/keeper.ts), run by the leader of a coordination.k8s.io Lease only. Several replicas may run; one works, the others wait.
  * A new leader resumes from what the pods record (their annotation and finalizer), not from memory.
  */
 import { Hono } from "hono";
 import { clientSettings, type Config } from "../config.ts";
 import { eventOutput } from "../events/sink.ts";
 import { leasePermissions, type Permission, podPermissions, requirePermissions } from "../kube/access.ts";
+import { fenced } from "../kube/fence.ts";
 import { listPods } from "../kube/pods.ts";
 import type { KubeConnection } from "../kube/connect.ts";
 import { LIFECYCLE_FINALIZER } from "../lifecycle/client-state.ts";
 import { removeFinalizer } from "../lifecycle/records.ts";
 import { LifecycleTracker } from "../lifecycle/tracker.ts";
 import type { Logger } from "../observability/log.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { claimSlot } from "../lifecycle/capacity.ts";
 import { LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
+import { loadPodTemplate } from "../provision/pod-template.ts";
+import type { ProvisionerOptions } from "../provision/provisioner.ts";
+import { PoolKeeper } from "../pool/keeper.ts";
+import { CLIENTS_NOT_POOL, templateHash } from "../pool/member.ts";
+import { provisionerOptions } from "../service.ts";
 import type { Service } from "../service.ts";
 import { runLeaderElection } from "./leader.ts";
 
@@ -24,7 +32,8 @@ export const LEADER_LEASE = "podgateway-provisioner-controller";
 const CLIENTS = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
 
 /**
- * Wires the controller: an HTTP app for probes only, and the leader-elected background work.
+ * Wires the controller: an HTTP app for probes and `/metrics`, and the leader-elected background work. With
+ * `--warm-pool` it makes members from the same `--client-pod-template` as the service (`clientPodTemplate`, its text).
  * @throws Error when the configuration cannot work (lifecycle events without K_SINK), before anything listens.
  */
 export async function createController(
@@ -33,6 +42,7 @@ export async function createController(
   env: Record<string, string | undefined>,
   log: Logger,
   sinkToken?: () => Promise<string | undefined>,
+  clientPodTemplate?: string,
 ): Promise<Service> {
   // Parsed once, at start-up, like the service's: a bad K_CE_OVERRIDES stops the process before it listens,
   // not each leadership term.
@@ -45,12 +55,27 @@ export async function createController(
   const { pod, rules } = clientSettings(config);
   const identity = `${env.POD_NAME || env.HOSTNAME || "controller"}-${crypto.randomUUID().slice(0, 8)}`;
   let leading = false;
+  const metrics = new Metrics();
+  const pooled = Object.keys(config["warm-pool"]).length > 0;
+  const provisioner: ProvisionerOptions = provisionerOptions(config, kube);
+  if (pooled && clientPodTemplate !== undefined) {
+    provisioner.pod.template = await loadPodTemplate(config["client-pod-template"], clientPodTemplate, provisioner.pod);
+  }
+  if (pooled && config["max-clients-per-gateway"] > 0) {
+    // Members hold capacity slots like clients: a gateway's maximum counts them.
+    const capacity = { kube, namespace, maxPerGateway: config["max-clients-per-gateway"], gatewayLabelKey: pod.gatewayLabelKey };
+    provisioner.admit = async (member, request, signal) => {
+      const claim = await claimSlot(capacity, request.gatewayName, member, signal);
+      return claim.ok ? undefined : { reason: "GatewayAtCapacity", message: claim.message };
+    };
+  }
 
   const app = new Hono();
   app.get("/healthz", (c) => c.text("ok"));
   // A standby is as ready as the leader: it serves its probes and is ready to take over.
   app.get("/readyz", (c) => c.text("ok"));
   app.get("/leader", (c) => c.json({ identity, leading }));
+  app.get("/metrics", (c) => c.text(metrics.render(), 200, { "content-type": "text/plain; version=0.0.4" }));
 
   const background = (signal: AbortSignal) =>
     runLeaderElection(
@@ -71,7 +96,8 @@ export async function createController(
           const tracker = new LifecycleTracker({
             kube,
             namespace,
-            labelSelector: CLIENTS,
+            // Unclaimed pool members are not clients yet: no lifecycle events, no finalizer, no sweep.
+            labelSelector: CLIENTS_NOT_POOL,
             sink: config["client-lifecycle-events"] ? sink : undefined,
             stamp,
             log,
@@ -82,7 +108,18 @@ export async function createController(
           });
           // The term fences the tracker: once it is over (lost, not renewed in time, or the process was paused
           // past it), no API call, patch, delete or K_SINK delivery of this tracker starts or goes on.
-          await tracker.run(term);
+          const keeper = pooled
+            ? new PoolKeeper({
+              kube: fenced(kube, term),
+              provisioner,
+              sizes: config["warm-pool"],
+              hash: templateHash(provisioner.pod),
+              rules,
+              log,
+              metrics,
+            })
+            : undefined;
+          await Promise.all([tracker.run(term), keeper?.run(term.signal)]);
           await tracker.idle();
         } finally {
           leading = false;
@@ -99,6 +136,10 @@ export function controllerNeeds(config: Config): Permission[] {
   return [
     ...leasePermissions(namespace, ["get", "create", "update"], "leader election"),
     ...podPermissions(namespace, ["list", "watch", "delete"], "the sweep of abandoned gated pods"),
+    ...(Object.keys(config["warm-pool"]).length > 0 ? podPermissions(namespace, ["create", "get", "patch"], "--warm-pool (members)") : []),
+    ...(Object.keys(config["warm-pool"]).length > 0 && config["max-clients-per-gateway"] > 0
+      ? leasePermissions(namespace, ["list", "delete"], "--warm-pool with --max-clients-per-gateway (members' capacity slots)")
+      : []),
     ...(config["client-lifecycle-events"] ? podPermissions(namespace, ["get", "patch"], "--client-lifecycle-events (finalizer, records)") : []),
   ];
 }

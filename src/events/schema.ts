@@ -30,6 +30,8 @@ export const DoneData = v.strictObject({
   namespace: v.string(),
   gateway_name: v.string(),
   message: v.string(),
+  /** Which path served the request: a warm pool member claimed (`pool`), or a pod made for it (`cold`). */
+  served_from: v.picklist(["pool", "cold"]),
 });
 export type DoneData = v.InferOutput<typeof DoneData>;
 

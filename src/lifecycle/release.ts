@@ -19,6 +19,7 @@ import {
   LABEL_MANAGED_BY,
   MANAGED_BY,
 } from "../provision/client-pod.ts";
+import { LABEL_POOL } from "../pool/member.ts";
 import { type CapacityOptions, releaseSlots } from "./capacity.ts";
 import { neverRan } from "./client-state.ts";
 import { releaseResult } from "./events.ts";
@@ -59,6 +60,12 @@ export async function releaseClient(options: ReleaseOptions, event: CloudEventV1
       return releaseResult(stamp, event, {
         type: "failed",
         data: { reason: "NotAClient", pod_name: name, message: `pod ${namespace}/${name} was not created by ${MANAGED_BY}; it is left alone` },
+      });
+    }
+    if (pod.metadata.labels[LABEL_POOL] !== undefined) {
+      return releaseResult(stamp, event, {
+        type: "failed",
+        data: { reason: "NotAClient", pod_name: name, message: `pod ${namespace}/${name} is an unclaimed warm pool member, no client; it is left alone` },
       });
     }
     const annotations = pod.metadata?.annotations ?? {};

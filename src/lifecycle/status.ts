@@ -14,6 +14,7 @@ import { getPod, listPodsPage, PAGE } from "../kube/pods.ts";
 import type { StreamingRestClient } from "../kube/rest-client.ts";
 import type { Logger } from "../observability/log.ts";
 import { gatewayOf, LABEL_MANAGED_BY, MANAGED_BY } from "../provision/client-pod.ts";
+import { CLIENTS_NOT_POOL, LABEL_POOL } from "../pool/member.ts";
 import { clientStatus, type StateRules } from "./client-state.ts";
 import { clientsStream } from "./clients-stream.ts";
 
@@ -38,7 +39,8 @@ export function clientRoutes(options: StatusOptions): Hono {
   const routes = new Hono();
   /** Our clients, of one gateway when its pods carry a label to select by. */
   const selectorFor = (gateway: string | undefined) =>
-    `${LABEL_MANAGED_BY}=${MANAGED_BY}` + (gateway !== undefined && options.gatewayLabelKey ? `,${options.gatewayLabelKey}=${gateway}` : "");
+    // unclaimed warm pool members are not clients (yet)
+    CLIENTS_NOT_POOL + (gateway !== undefined && options.gatewayLabelKey ? `,${options.gatewayLabelKey}=${gateway}` : "");
   const maxStreams = options.maxStreams ?? 32;
   let streams = 0;
 
@@ -79,7 +81,7 @@ export function clientRoutes(options: StatusOptions): Hono {
     } catch (error) {
       if (!isStatus(error, 404)) throw error;
     }
-    if (!pod || pod.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY) {
+    if (!pod || pod.metadata?.labels?.[LABEL_MANAGED_BY] !== MANAGED_BY || pod.metadata.labels[LABEL_POOL] !== undefined) {
       return c.json({ error: `no client pod ${namespace}/${name}: never created, or deleted` }, 404);
     }
     return c.json(statusOf(pod));

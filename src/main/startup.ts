@@ -44,15 +44,13 @@ export async function startup(args: string[], env: Record<string, string | undef
     // With Eventing's authentication-oidc on, the SinkBinding mounts a token for K_SINK's audience
     const sinkFile = config["sink-token-file"];
     const sinkToken = () => readFile(sinkFile, "utf8").then((text) => text.trim() || undefined, () => undefined);
-    let service: Service;
-    if (controller) {
-      service = await createController(config, await connection(), env, log, sinkToken);
-    } else {
-      // The template is read (and its own rules checked) before Kubernetes is asked anything.
-      const templateFile = config["client-pod-template"];
-      const template = templateFile ? await readTemplate(templateFile) : undefined;
-      service = await createService(config, await connection(), env, log, template, sinkToken);
-    }
+    // The template is read (and its own rules checked) before Kubernetes is asked anything. The controller reads
+    // it for --warm-pool: it makes the pool's members.
+    const templateFile = config["client-pod-template"];
+    const template = templateFile && (!controller || Object.keys(config["warm-pool"]).length > 0) ? await readTemplate(templateFile) : undefined;
+    const service: Service = controller
+      ? await createController(config, await connection(), env, log, sinkToken, template)
+      : await createService(config, await connection(), env, log, template, sinkToken);
     return { config, service, log, shutdownGraceMs: config["shutdown-grace-ms"] };
   } catch (error) {
     console.error(`podgateway-provisioner: ${(error as Error).message}`);

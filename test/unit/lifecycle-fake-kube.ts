@@ -193,8 +193,9 @@ export class FakeKube implements StreamingRestClient {
 
   #write(kind: string, store: Map<string, Obj>, object: Obj, type: string): Obj {
     object.metadata!.resourceVersion = String(++this.#rv);
+    const previous = store.get(object.metadata!.name);
     store.set(object.metadata!.name, object);
-    if (kind === "pods") this.#emit({ type, object: clone(object) });
+    if (kind === "pods") this.#emit({ type, object: clone(object) }, previous);
     return object;
   }
 
@@ -206,18 +207,22 @@ export class FakeKube implements StreamingRestClient {
     return gone;
   }
 
-  #emit(line: WatchLine): void {
+  /** As the API server does for a watch with a selector: a change that makes a pod leave it is DELETED, join it ADDED. */
+  #emit(line: WatchLine, previous?: Obj): void {
     this.#history.push({ rv: this.#rv, line });
     for (const watcher of this.#watchers) {
-      if (matches(line.object as Obj, watcher.selector)) watcher.controller.enqueue(clone(line));
+      const was = previous !== undefined && matches(previous, watcher.selector);
+      if (matches(line.object as Obj, watcher.selector)) watcher.controller.enqueue(clone(was || line.type !== "MODIFIED" ? line : { ...line, type: "ADDED" }));
+      else if (was) watcher.controller.enqueue(clone({ ...line, type: "DELETED" }));
     }
   }
 }
 
-/** Equality-based label selectors (`a=b,c=d`), which is all this service uses. */
+/** Label selectors of equality (`a=b`) and absence (`!a`), which is all this service uses. */
 function matches(object: Obj, selector: string): boolean {
   const labels = object.metadata?.labels ?? {};
   return selector.split(",").filter(Boolean).every((term) => {
+    if (term.startsWith("!")) return labels[term.slice(1)] === undefined;
     const [key, value] = term.split("=");
     return labels[key!] === value;
   });

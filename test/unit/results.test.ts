@@ -4,7 +4,7 @@ import { doneEvent, failedEvent, parseCeOverrides, replyWith } from "../../src/e
 
 const stamp = { source: "/podgateway/provisioner", extensions: { cluster: "local" } };
 const request = { id: "req-1", source: "/senders/a" };
-const done = { pod_name: "p", namespace: "n", gateway_name: "foo", message: "m" };
+const done = { pod_name: "p", namespace: "n", gateway_name: "foo", message: "m", served_from: "cold" as const };
 
 test("results are correlated to the request and identical for every delivery of it", () => {
   const first = doneEvent(stamp, request, done, "2026-01-01T00:00:00Z");

@@ -39,7 +39,7 @@ test("rejects bad gateway names, naming the field and the rule", () => {
 test("every event type the service sends has a data schema, and the tests' check rejects broken data", () => {
   const sent = Object.entries(EventTypes).filter(([name]) => name !== "pending" && name !== "release").map(([, type]) => type);
   assert.deepEqual(sent.filter((type) => !OutputData[type]), []);
-  const done = { pod_name: "p", namespace: "n", gateway_name: "foo", message: "m" };
+  const done = { pod_name: "p", namespace: "n", gateway_name: "foo", message: "m", served_from: "pool" };
   assert.doesNotThrow(() => checkData(EventTypes.done, done));
   const { pod_name: _, ...noPod } = done;
   assert.throws(() => checkData(EventTypes.done, noPod), /scheduling\.done breaks its schema: data\.pod_name /);
