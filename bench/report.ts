@@ -33,7 +33,7 @@ export function writeReport(repo: string, file = latestResults(repo)): string[] 
   const scale = latestScale(repo);
   const node = latestOf(repo, /^real-node-.*\.json$/);
   const serving = latestOf(repo, /^serving-.*\.json$/);
-  const fresh = results.fresh?.runs.length ? { fresh: results.fresh, file: basename(file) } : latestFresh(repo);
+  const fresh = results.fresh?.runs.length ? { run: results, file: basename(file) } : latestFresh(repo);
   const pool = latestOf(repo, /^warm-pool-.*\.json$/);
   writeFileSync(mdPath, markdown(results, basename(file), analysis, fresh) + (scale ? "\n" + scaleSection(scale.results, scale.file) : "") +
     (node ? "\n" + realNodeSection(JSON.parse(readFileSync(node, "utf8")) as RealNodeResults, basename(node)) : "") +
@@ -42,15 +42,17 @@ export function writeReport(repo: string, file = latestResults(repo)): string[] 
   return [mdPath, svgPath];
 }
 
-/** The newest run (full or partial: `--only=fresh`) that measured fresh processes, when the chosen run did not. */
-function latestFresh(repo: string): { fresh: FreshResult; file: string } | undefined {
-  const dir = resolve(repo, "bench/results");
-  const files = existsSync(dir) ? readdirSync(dir).filter((name) => /^\d{4}-\d\d-\d\dT.*\.json$/.test(name) && !name.endsWith("-quick.json")).sort().reverse() : [];
-  for (const file of files) {
-    const fresh = (JSON.parse(readFileSync(resolve(dir, file), "utf8")) as Results).fresh;
-    if (fresh?.runs.length) return { fresh, file };
-  }
-  return undefined;
+/** The newest `node bench/run.ts --only=fresh` run, for a full run without the fresh-process phase. */
+function latestFresh(repo: string): FreshRunFile | undefined {
+  const file = latestOf(repo, /^fresh-.*\.json$/);
+  const run = file ? (JSON.parse(readFileSync(file, "utf8")) as Results) : undefined;
+  return file && run?.fresh?.runs.length ? { run, file: basename(file) } : undefined;
+}
+
+/** A results file with a fresh-process section, and its name. */
+interface FreshRunFile {
+  run: Results;
+  file: string;
 }
 
 /** Newest `node bench/scale.ts` run, if any. */
@@ -380,7 +382,8 @@ function correctnessTable(r: Results): string[] {
 }
 
 /** Fresh processes beside JobSink: CPU per event by concurrency, and exec → first answer. */
-function freshSection(fresh: FreshResult, file: string): string[] {
+function freshSection({ run, file }: FreshRunFile): string[] {
+  const fresh = run.fresh!;
   const sides = Object.keys(fresh.execToFirstAnswerMs);
   const label = (side: string) => (side === "exe" ? "single executable" : side === "jobsink" ? "JobSink" : side);
   return [
@@ -388,7 +391,8 @@ function freshSection(fresh: FreshResult, file: string): string[] {
     "",
     `What a pod does after Knative scales the revision up from zero: a new process per run and concurrency, exec → its first answer (one event, alone), ${fresh.warmupEvents} warm-up events (the first included), then ${fresh.events} timed events at the concurrency; ` +
       "\"own CPU\" is the process's alone per timed event (/proc/<pid>/stat), median over the runs (min–max). The executable and Knative JobSink (a `jobsink` process, exec'd after its network namespace and relay are up; ready when its informer has the JobSink, polled every 10 ms) alternate: exe, jobsink, then jobsink, exe in the next run. " +
-      `The throughput phase's long-lived processes have a warm JIT; these do not. From ${file}.`,
+      "The throughput phase's long-lived processes have a warm JIT; these do not. " +
+      `Run ${run.startedAt}, commit \`${run.git.describe}\`, load average at start ${run.machine.loadavgStart.join(" / ")}; raw numbers: [bench/results/${file}](bench/results/${file}).`,
     "",
     "| concurrency | side | runs | own CPU/event, median (min–max) (ms) | events/s | p50 (ms) |",
     "| ---: | --- | ---: | ---: | ---: | ---: |",
@@ -407,7 +411,7 @@ function freshSection(fresh: FreshResult, file: string): string[] {
   ];
 }
 
-function markdown(r: Results, file: string, analysis: string, fresh?: { fresh: FreshResult; file: string }): string {
+function markdown(r: Results, file: string, analysis: string, fresh?: FreshRunFile): string {
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
   push(
@@ -430,7 +434,7 @@ function markdown(r: Results, file: string, analysis: string, fresh?: { fresh: F
       : []),
     "| target | measured | |",
     "| --- | --- | --- |",
-    ...targets(r, fresh?.fresh).map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? "–" : t.met ? "met" : "**missed**"} |`),
+    ...targets(r, fresh?.run.fresh).map((t) => `| ${t.target} | ${t.measured} | ${t.met === null ? "–" : t.met ? "met" : "**missed**"} |`),
     "",
   );
 
@@ -522,7 +526,7 @@ function markdown(r: Results, file: string, analysis: string, fresh?: { fresh: F
   for (const skipped of r.coldStart.skipped) push(`- ${skipped.runtime}: skipped — ${skipped.reason}`);
   if (r.coldStart.skipped.length) push("");
 
-  if (fresh) push(...freshSection(fresh.fresh, fresh.file));
+  if (fresh) push(...freshSection(fresh));
 
   const memory = r.rssVariants ?? (r.rss ? [r.rss] : []);
   if (memory.length || r.rssSkipped?.length) {

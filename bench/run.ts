@@ -145,7 +145,10 @@ results.machine.loadavgEnd = os.loadavg().map((value) => round(value, 2));
 const stamp = started.toISOString().replace(/\.\d+Z$/, "Z").replace(/:/g, "-");
 // A run of some phases only (--only, --concurrency, --rss-checkpoints, --fresh-runs) is "-partial": never taken for the newest full run.
 const partial = phases.size < ALL_PHASES.length || Boolean(flags.concurrency) || Boolean(flags["rss-checkpoints"]) || Boolean(flags["fresh-runs"]);
-const file = resolve(repo, "bench/results", `${stamp}${quick ? "-quick" : partial ? "-partial" : ""}.json`);
+// The fresh-process phase alone (`--only=fresh`) is kept like the scale and serving runs: fresh-<date>.json, whose
+// section BENCHMARKS.md shows when the newest full run has none.
+const freshOnly = !quick && phases.size === 1 && phases.has("fresh");
+const file = resolve(repo, "bench/results", freshOnly ? `fresh-${stamp}.json` : `${stamp}${quick ? "-quick" : partial ? "-partial" : ""}.json`);
 mkdirSync(dirname(file), { recursive: true });
 writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
 run.log(`wrote ${relative(repo, file)}`);
