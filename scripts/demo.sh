@@ -103,3 +103,8 @@ else
   exit 1
 fi
 echo "--- pod traffic to non-local addresses dropped by the node (must be 0): $(iptables -t mangle -L "$PGW_EGRESS_CHAIN" -v -x -n | awk '/DROP/ {print $1}')"
+
+echo "--- the clients page (README: The clients page): the service is cluster-local; while its revision runs, forward a port"
+rev=$(kc get services.serving.knative.dev -n podgateway podgateway-provisioner -o jsonpath='{.status.latestReadyRevisionName}')
+echo "  $KUBECTL -n podgateway port-forward deployment/$rev-deployment 8080:8080"
+echo "  then open http://127.0.0.1:8080/ui/clients?gateway=foo with a token of an identity in ALLOWED_SENDERS (audience podgateway-provisioner)"
