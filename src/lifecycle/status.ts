@@ -91,4 +91,3 @@ export function clientRoutes(options: StatusOptions): Hono {
   });
   return routes;
 }
-
