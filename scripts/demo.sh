@@ -102,3 +102,8 @@ echo "--- pod traffic to non-local addresses dropped by the node (must be 0): $(
 echo
 echo "--- the CloudEvents Player's page: $player_url (send io.podgateway.client.pending {\"gateway_name\":\"foo\"} there)"
 echo "    its name goes to Kourier ($kourier), e.g. chromium --host-resolver-rules='MAP ${player_url#http://} $kourier' $player_url"
+
+echo "--- the clients page (README: The clients page): the service is cluster-local; while its revision runs, forward a port"
+rev=$(kc get services.serving.knative.dev -n podgateway podgateway-provisioner -o jsonpath='{.status.latestReadyRevisionName}')
+echo "  $KUBECTL -n podgateway port-forward deployment/$rev-deployment 8080:8080"
+echo "  then open http://127.0.0.1:8080/ui/clients?gateway=foo with a token of an identity in ALLOWED_SENDERS (audience podgateway-provisioner)"

@@ -93,4 +93,3 @@ export function clientRoutes(options: StatusOptions): Hono {
   });
   return routes;
 }
-

@@ -120,10 +120,18 @@ describe("the clients page, in a real browser, on the local cluster", () => {
 
   test("release from the page deletes the pod and removes its row live", async () => {
     await mark();
+    // Everything the live region says from now on (the stream's news may overtake the release's answer).
+    await page.evaluate(() => {
+      const said: string[] = ((window as unknown as { said: string[] }).said = []);
+      const status = document.getElementById("status")!;
+      new MutationObserver(() => said.push(status.textContent ?? "")).observe(status, { childList: true, characterData: true, subtree: true });
+    });
     const [pod] = Object.keys(await rows());
     await page.click(`button[data-pod="${pod}"]`);
-    await page.waitForFunction((name) => document.getElementById("status")?.textContent === `${name} released.`, { timeout: 15_000 }, pod);
     await waitForRow(pod!, null);
+    await page.waitForFunction((name) => (window as unknown as { said: string[] }).said.includes(`${name} released.`), { timeout: 15_000 }, pod);
+    const said = await page.evaluate(() => (window as unknown as { said: string[] }).said);
+    assert.ok(said.includes(`${pod} is gone.`), said.join(" | "));
     assert.ok(await marked(), "no reload happened");
     await waitFor("the released pod to be gone", async () => (await getPodOrNull(namespace.name, pod!)) === null);
     assert.equal(service.logs.filter((line) => line.type === "io.podgateway.client.release" && line.outcome === "done").length, 1);
