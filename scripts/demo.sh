@@ -37,9 +37,10 @@ echo "--- the provisioner and the CloudEvents Player: Knative Services on Knativ
 kc wait -n podgateway --for=condition=Ready --timeout=300s services.serving.knative.dev/podgateway-provisioner \
   services.serving.knative.dev/cloudevents-player >/dev/null
 kc get services.serving.knative.dev -n podgateway
-# the player's page and API, at its Knative Service's URL through Kourier (the name resolved to Kourier's Service)
+# the player's page and API, at its Knative Service's URL through Kourier: under Serving's default domain
+# (svc.cluster.local) a cluster-local URL, served by Kourier's internal gateway (the name resolved to its Service)
 player_url=$(kc get services.serving.knative.dev cloudevents-player -n podgateway -o jsonpath='{.status.url}')
-kourier=$(kc get service kourier -n kourier-system -o jsonpath='{.spec.clusterIP}')
+kourier=$(kc get service kourier-internal -n kourier-system -o jsonpath='{.spec.clusterIP}')
 player_events() { curl -fsS -H "host: ${player_url#http://}" "http://$kourier/messages?page=0&size=200"; }
 kc rollout status -n podgateway deployment/podgateway-provisioner-controller --timeout=180s >/dev/null
 kc wait -n podgateway --for=condition=Ready --timeout=60s broker/default trigger/podgateway-provisioner trigger/cloudevents-player >/dev/null

@@ -76,14 +76,16 @@ describe("the CloudEvents Player in a real browser: send pending, see the result
     await waitServiceReady(PLAYER);
     await waitReady("triggers.eventing.knative.dev", PROVISIONER);
     await waitReady("triggers.eventing.knative.dev", PLAYER);
-    // the Knative Service's URL (http://cloudevents-player.podgateway.svc.cluster.local), its name resolved to
-    // Kourier's Service, as a user's DNS would for the Knative domain
+    // the Knative Service's URL, its name resolved to Kourier's Service: under Serving's default domain
+    // (http://cloudevents-player.podgateway.svc.cluster.local) a cluster-local one, which Kourier's internal gateway
+    // serves, as cluster DNS would resolve it for a pod
     const url = new URL(kubectl("get", "services.serving.knative.dev", PLAYER, "-n", SERVICE_NS, "-o", "jsonpath={.status.url}"));
-    const kourier = kubectl("get", "service", "kourier", "-n", "kourier-system", "-o", "jsonpath={.spec.clusterIP}");
+    const kourier = kubectl("get", "service", "kourier-internal", "-n", "kourier-system", "-o", "jsonpath={.spec.clusterIP}");
     browser = await openBrowser([`--host-resolver-rules=MAP ${url.hostname} ${kourier}`]);
     page = await browser.newPage();
-    await page.setViewport({ width: 1280, height: 800 });
-    await page.goto(url.href, { waitUntil: "networkidle0" });
+    await page.setViewport({ width: 1600, height: 760 });
+    const response = await page.goto(url.href, { waitUntil: "networkidle0" });
+    assert.equal(response?.status(), 200, `${url.href} through Kourier (${kourier}): ${await response?.text()}`);
     // A Trigger turns Ready a moment before the dispatcher knows its subscribers (an event in between is dropped):
     // probe from the page until the player receives its own event back.
     let n = 0;
