@@ -6,7 +6,8 @@
  * tunnel). Events are POSTed to the replicas in turn, as a broker's dispatcher would.
  *   warm: event → done, with the pool full before each round (c = 1: `--rounds` rounds of one event; c = 16: rounds of
  *         16 at once); the claimed client is checked Ready and routed at the answer.
- *   cold: gateway bar (no pool): event → done → client Ready (polled every 20 ms), c = 1 and one round of c = 16.
+ *   cold: a fourth replica without the pool, same gateway and template: event → done → client Ready (polled every
+ *         20 ms), c = 1 and one round of c = 16.
  *   API requests per event on each path, with the controller stopped (no refills in the count), from the API server's
  *   own apiserver_request_total; the refill rate (an empty pool of `--pool` to all Ready); the idle cost of a full pool.
  * Writes bench/results/warm-pool-<date>.json; BENCHMARKS.md's "Warm pool" section comes from the newest one.
@@ -84,13 +85,13 @@ async function warm(services: RunningService[], c: number, rounds: number, stamp
   return { ...stats(samples), misses };
 }
 
-/** `c` events at once for gateway bar (no pool): ms to the answer, and to the client Ready. */
+/** `c` events at once to a replica without the pool: ms to the answer, and to the client Ready. */
 async function cold(services: RunningService[], c: number, rounds: number, stamp: string) {
   const done: number[] = [];
   const ready: number[] = [];
   for (let r = 0; r < rounds; r++) {
     await Promise.all(Array.from({ length: c }, async (_, i) => {
-      const answer = await send(services[i % services.length]!.url, `cold-${c}-${stamp}-${r}-${i}`, "bar");
+      const answer = await send(services[i % services.length]!.url, `cold-${c}-${stamp}-${r}-${i}`, "foo");
       done.push(answer.ms);
       while (!isReady(await getPodOrNull(namespace.name, answer.pod))) {
         if (performance.now() - answer.t0 > 180_000) throw new Error(`${answer.pod} not Ready in 180 s`);
@@ -125,15 +126,17 @@ namespace = await routedNamespace("bench-warm-pool");
 routeNamespace(namespace.name);
 const env = { CLIENT_NAMESPACE: namespace.name, WARM_POOL: `foo=${POOL}`, CLIENT_POD_TEMPLATE: TEMPLATE };
 const services = await Promise.all([0, 1, 2].map(() => startService(env)));
+const { WARM_POOL: _, ...coldEnv } = env;
+const coldService = await startService(coldEnv);
 let controller = await startController(env);
 try {
   const fillMs = await poolFull();
   // one cold client first, apart: on a fresh node it pulls the images
-  await cold(services, 1, 1, `${stamp}-first`);
+  await cold([coldService], 1, 1, `${stamp}-first`);
   const warm1 = await warm(services, 1, ROUNDS, stamp);
   const warm16 = await warm(services, Math.min(16, POOL), Math.max(2, Math.round(ROUNDS / 4)), stamp);
-  const cold1 = await cold(services, 1, Math.max(4, Math.round(ROUNDS / 2)), stamp);
-  const cold16 = await cold(services, 16, 1, stamp);
+  const cold1 = await cold([coldService], 1, Math.max(4, Math.round(ROUNDS / 2)), stamp);
+  const cold16 = await cold([coldService], 16, 1, stamp);
 
   await poolFull();
   // the idle cost of a full pool: its members' containers, the controller, the services (30 s)
@@ -148,7 +151,7 @@ try {
   }]));
 
   await controller.stop();
-  const api = { warm: await apiPerEvent(services, "foo", Math.min(8, POOL), stamp), cold: await apiPerEvent(services, "bar", 8, stamp) };
+  const api = { warm: await apiPerEvent(services, "foo", Math.min(8, POOL), stamp), cold: await apiPerEvent([coldService], "foo", 8, stamp) };
   controller = await startController(env);
 
   const results = {
@@ -170,6 +173,6 @@ try {
   console.log(JSON.stringify({ warm: results.warm, cold: results.cold, api, refill: results.refill }, null, 1));
   writeReport(repo);
 } finally {
-  await Promise.all([...services, controller].map((process) => process.stop()));
+  await Promise.all([...services, coldService, controller].map((process) => process.stop()));
   await namespace.remove();
 }

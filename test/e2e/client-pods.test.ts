@@ -136,6 +136,7 @@ describe("client pods as operators shape them", () => {
       namespace: namespace.name,
       gateway_name: "foo",
       message: `client pod ${namespace.name}/${name} is routed by gateway foo`,
+      served_from: "cold",
     });
     assert.equal(reply.event?.subject, name);
     assert.equal(reply.event?.causationid, "template-1");
