@@ -11,6 +11,7 @@
  * Then the node's components idle for 60 s with every client running: their RSS and CPU.
  * Writes bench/results/real-node-<date>.json; BENCHMARKS.md's "Real node" section comes from the newest one.
  */
+import "./lib/exe.ts";
 import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,7 +26,6 @@ import { CLIENT_NS, sendToBroker, startFlow } from "../test/support/knative.ts";
 import { REAL_NODE_TEMPLATE } from "../test/support/real-node.ts";
 import { writeReport } from "./report.ts";
 
-process.env.PGW_TEST_SERVICE ??= "exe";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({ options: { clients: { type: "string", default: "20" } } });
 const CLIENTS = Number(flags.clients);

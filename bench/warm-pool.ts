@@ -12,6 +12,7 @@
  *   own apiserver_request_total; the refill rate (an empty pool of `--pool` to all Ready); the idle cost of a full pool.
  * Writes bench/results/warm-pool-<date>.json; BENCHMARKS.md's "Warm pool" section comes from the newest one.
  */
+import "./lib/exe.ts";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,7 +27,6 @@ import { containerPids, routeNamespace } from "../test/support/real-node.ts";
 import { type RunningService, startController, startService } from "../test/support/service.ts";
 import { writeReport } from "./report.ts";
 
-process.env.PGW_TEST_SERVICE ??= "exe";
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({ options: { pool: { type: "string", default: "16" }, rounds: { type: "string", default: "20" } } });
 const POOL = Number(flags.pool);
