@@ -15,6 +15,7 @@ import { HttpRestClient } from "../../src/kube/http-client.ts";
 import type { RestClient } from "../../src/kube/rest-client.ts";
 import { adminClient, clusterEnv, clusterKubeconfig, getPodOrNull, repo, serviceAccountKubeconfig, serviceAccountToken, waitFor } from "../support/cluster.ts";
 import { replyEvent } from "../support/received.ts";
+import { NAMESPACES_GONE_MS } from "../support/knative.ts";
 import { type EventReceiver, startReceiver } from "../support/event-receiver.ts";
 import { fetcherFactory, testedServiceCommand } from "../support/runtime.ts";
 import { removeFinalizers, type RunningService, startController, startService } from "../support/service.ts";
@@ -59,7 +60,7 @@ describe("deploy/rbac.yaml: least privilege, for real", () => {
     kubectl = (...args) => execFileSync(env.KUBECTL!, args, { encoding: "utf8", env: { ...process.env, KUBECONFIG: clusterKubeconfig() } });
     // A previous run's namespaces may still be terminating: new content would be refused there.
     await waitFor("deploy namespaces to finish terminating", async () =>
-      !/Terminating/.test(kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "--ignore-not-found", "-o", "jsonpath={.items[*].status.phase}")), 120_000);
+      !/Terminating/.test(kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "--ignore-not-found", "-o", "jsonpath={.items[*].status.phase}")), NAMESPACES_GONE_MS);
     const existing = kubectl("get", "namespaces", "-o", "name");
     createdNamespaces = [SERVICE_NS, CLIENT_NS].filter((ns) => !existing.includes(`namespace/${ns}\n`));
     kubectl("apply", "--server-side", "--force-conflicts", "-f", `${repo}/deploy/namespace.yaml`, "-f", `${repo}/deploy/rbac.yaml`);

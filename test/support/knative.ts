@@ -22,6 +22,11 @@ export const CONTROLLER = "podgateway-provisioner-controller";
 export const PLAYER = "cloudevents-player";
 /** A ServiceAccount the tests send to the Broker as (with OIDC on, the ingress wants a token for its audience). */
 export const SENDER = "e2e-broker-sender";
+/**
+ * How long deploy/'s namespaces may take to go: a Knative revision pod's grace period is its Service's timeoutSeconds
+ * (300 s by default), and its queue-proxy drains before its container stops (the player's pod took over 120 s once).
+ */
+export const NAMESPACES_GONE_MS = 330_000;
 
 /** What `npm run cluster -- env` says about the cluster and its Knative parts. */
 export interface KnativeEnv {
@@ -77,7 +82,7 @@ export interface DeployOptions {
 export async function applyDeploy({ shippedController = false, serving = false, kwokClients = false, player = false }: DeployOptions = {}): Promise<void> {
   removeDeploy();
   await waitFor("deploy/ namespaces from an earlier run to be gone", async () =>
-    kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", 180_000);
+    kubectl("get", "namespaces", SERVICE_NS, CLIENT_NS, "podgateway-gateways", "--ignore-not-found", "-o", "name") === "", NAMESPACES_GONE_MS);
   // The filter and dispatcher cache the OIDC tokens they mint per ServiceAccount name for an hour; an earlier
   // run's namespaces had ServiceAccounts of the same names (now deleted, so their tokens are refused): start afresh.
   for (const c of ["kn-filter", "kn-dispatcher"]) {
