@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import type { Browser, Page } from "puppeteer-core";
 import { clientPodName } from "../../src/provision/client-pod.ts";
 import { openBrowser, screenshot } from "../support/browser.ts";
-import { waitFor } from "../support/cluster.ts";
+import { kubectlRun, waitFor } from "../support/cluster.ts";
 import { applyDeploy, CLIENT_NS, kubectl, PLAYER, PROVISIONER, removeDeploy, SERVICE_NS, waitReady } from "../support/knative.ts";
 import { waitServiceReady } from "../support/serving.ts";
 
@@ -97,6 +97,12 @@ describe("the CloudEvents Player in a real browser: send pending, see the result
   });
   after(async () => {
     await browser?.close();
+    // The player's pod first: a Knative revision pod's grace period is its timeoutSeconds (300 s, which the page's
+    // WebSocket needs), and a namespace deleted while such a pod terminates is looked at again only after that
+    // estimate, though the pod is gone in seconds: the next test would wait minutes for deploy/'s namespaces.
+    kubectl("delete", "services.serving.knative.dev", PLAYER, "-n", SERVICE_NS, "--ignore-not-found");
+    // (no pod left at all is fine: kubectlRun does not throw)
+    kubectlRun(["wait", "pods", "-n", SERVICE_NS, "-l", `serving.knative.dev/service=${PLAYER}`, "--for=delete", "--timeout=120s"]);
     removeDeploy();
   });
 
