@@ -5,11 +5,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ClientStatus } from "../../src/lifecycle/client-state.ts";
-import { createLifecycle } from "../../src/lifecycle/lifecycle.ts";
 import { clientRoutes } from "../../src/lifecycle/status.ts";
 import { formatAge, parseEvents, viewOf } from "../../src/ui/clients-browser.ts";
 import { testApp } from "../support/app.ts";
-import { FakeKube } from "./lifecycle-fake-kube.ts";
+import { FakeKube, testLifecycle } from "./lifecycle-fake-kube.ts";
 
 test("parseEvents: complete events only, multi-line data joined, comments and data-less events dropped", () => {
   const { events, rest } = parseEvents("event: snapshot\ndata: {\"a\":1}\n\n: keepalive\n\ndata: x\ndata: y\n\nevent: upsert\ndata: {\"b\"");
@@ -62,17 +61,7 @@ test("viewOf: a section per gateway by name (none last), newest first, counts by
 
 function setup() {
   const kube = new FakeKube();
-  const lifecycle = createLifecycle({
-    kube,
-    namespace: "ns",
-    stamp: { source: "/provisioner", extensions: {} },
-    log: () => {},
-    gatewayLabelKey: "setGateway",
-    gatewayAnnotationKey: "setGateway",
-    sidecarContainer: "gateway-sidecar",
-    readyTimeoutMs: 0,
-    maxClientsPerGateway: 0,
-  });
+  const lifecycle = testLifecycle(kube);
   return { kube, app: testApp(kube, { lifecycle }) };
 }
 

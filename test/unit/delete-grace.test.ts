@@ -7,10 +7,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { KubeRequest } from "../../src/kube/rest-client.ts";
 import { neverRan } from "../../src/lifecycle/client-state.ts";
-import { createLifecycle } from "../../src/lifecycle/lifecycle.ts";
 import { LifecycleTracker } from "../../src/lifecycle/tracker.ts";
 import { ROUTING_GATE } from "../../src/provision/client-pod.ts";
-import { FakeKube } from "./lifecycle-fake-kube.ts";
+import { FakeKube, testLifecycle } from "./lifecycle-fake-kube.ts";
 
 /** The DeleteOptions of every pod DELETE, by pod name. */
 class DeleteRecordingKube extends FakeKube {
@@ -34,13 +33,6 @@ test("neverRan: gated, or admitted but never placed on a node; not once schedule
   assert.equal(neverRan({ spec: { nodeName: "n", schedulingGates: [{ name: "someone-elses" }] } }), false);
 });
 
-function lifecycle(kube: FakeKube) {
-  return createLifecycle({
-    kube, namespace: "ns", stamp: { source: "/provisioner", extensions: {} }, log: () => {},
-    gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway", sidecarContainer: "gateway-sidecar",
-    readyTimeoutMs: 0, maxClientsPerGateway: 0,
-  });
-}
 const releaseEvent = (id: string) => ({ specversion: "1.0" as const, id, source: "/sender", type: "io.podgateway.client.release" });
 
 test("a release deletes a scheduled client with its own grace period, a gated one at once", async () => {
@@ -48,7 +40,7 @@ test("a release deletes a scheduled client with its own grace period, a gated on
   kube.addPod("running", { status: { phase: "Running" } });
   kube.scheduled("running");
   kube.addPod("gated", { gated: true });
-  const { release } = lifecycle(kube);
+  const { release } = testLifecycle(kube);
   assert.equal((await release(releaseEvent("r1"), { pod_name: "running" })).type, "io.podgateway.client.release.done");
   assert.equal((await release(releaseEvent("r2"), { pod_name: "gated" })).type, "io.podgateway.client.release.done");
   assert.equal(kube.deletes.get("running")?.gracePeriodSeconds, undefined, "no gracePeriodSeconds: the pod's own applies");

@@ -7,6 +7,7 @@
 import type { Lease } from "kubernetes-types/coordination/v1";
 import type { Pod, PodStatus } from "kubernetes-types/core/v1";
 import { KubeApiError } from "../../src/kube/errors.ts";
+import { createLifecycle } from "../../src/lifecycle/lifecycle.ts";
 import type { KubeRequest, StreamingRestClient } from "../../src/kube/rest-client.ts";
 
 type Obj = { metadata?: Record<string, any>; [key: string]: any };
@@ -253,4 +254,13 @@ function applyJsonPatch(target: Obj, op: { op: string; path: string; value?: unk
     case "replace":
       parent[index] = op.value;
   }
+}
+
+/** The lifecycle the unit tests run against `kube`: namespace "ns", gateway label and annotation setGateway. */
+export function testLifecycle(kube: FakeKube, maxClientsPerGateway = 0) {
+  return createLifecycle({
+    kube, namespace: "ns", stamp: { source: "/provisioner", extensions: {} }, log: () => {},
+    gatewayLabelKey: "setGateway", gatewayAnnotationKey: "setGateway", sidecarContainer: "gateway-sidecar",
+    readyTimeoutMs: 0, maxClientsPerGateway,
+  });
 }

@@ -4,24 +4,13 @@ import { test } from "node:test";
 import { CloudEvent, type CloudEventV1, HTTP } from "cloudevents";
 import { KubeTransportError } from "../../src/kube/errors.ts";
 import { claimSlot } from "../../src/lifecycle/capacity.ts";
-import { createLifecycle } from "../../src/lifecycle/lifecycle.ts";
 import { clientPodName } from "../../src/provision/client-pod.ts";
-import { FakeKube } from "./lifecycle-fake-kube.ts";
+import { FakeKube, testLifecycle } from "./lifecycle-fake-kube.ts";
 import { testApp } from "../support/app.ts";
 
 function setup() {
   const kube = new FakeKube();
-  const lifecycle = createLifecycle({
-    kube,
-    namespace: "ns",
-    stamp: { source: "/provisioner", extensions: {} },
-    log: () => {},
-    gatewayLabelKey: "setGateway",
-    gatewayAnnotationKey: "setGateway",
-    sidecarContainer: "gateway-sidecar",
-    readyTimeoutMs: 0,
-    maxClientsPerGateway: 2,
-  });
+  const lifecycle = testLifecycle(kube, 2);
   const app = testApp(kube, {
     provisioner: {
       kube,
