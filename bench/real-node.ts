@@ -12,8 +12,8 @@
  * Writes bench/results/real-node-<date>.json; BENCHMARKS.md's "Real node" section comes from the newest one.
  */
 import "./lib/exe.ts";
-import { mkdirSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
-import { dirname, relative, resolve } from "node:path";
+import { readdirSync, readlinkSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Pod } from "kubernetes-types/core/v1";
@@ -24,7 +24,7 @@ import { percentile, round, summarize } from "./lib/stats.ts";
 import { getPodOrNull } from "../test/support/cluster.ts";
 import { CLIENT_NS, sendToBroker, startFlow } from "../test/support/knative.ts";
 import { REAL_NODE_TEMPLATE } from "../test/support/real-node.ts";
-import { writeReport } from "./report.ts";
+import { saveResults } from "./report.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({ options: { clients: { type: "string", default: "20" } } });
@@ -129,13 +129,8 @@ try {
     timelines: timelines.map((t) => Object.fromEntries(Object.entries(t).map(([k, v]) => [k, round(v, 0)]))),
     idle,
   };
-  const dir = resolve(repo, "bench/results");
-  mkdirSync(dir, { recursive: true });
-  const file = resolve(dir, `real-node-${stamp}.json`);
-  writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
-  console.log(`wrote ${relative(repo, file)}`);
   console.log(JSON.stringify({ sentToReady: results.sentToReadyMs, steps: steps.map((s) => [s.to, s.ms.p50, s.ms.p90]) }, null, 1));
-  writeReport(repo);
+  saveResults(repo, "real-node", stamp, results);
 } finally {
   await flow.stop();
 }

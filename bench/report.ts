@@ -6,8 +6,8 @@
  * Without an argument it uses the newest full run (the newest quick run if there is no full one).
  * The hand-written analysis in bench/analysis.md is copied into BENCHMARKS.md as it is.
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { basename, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FreshResult, Results, ScaleResults, Side, ThroughputPoint } from "./types.ts";
 
@@ -19,6 +19,19 @@ export function latestResults(repo: string): string | undefined {
   const full = files.filter((name) => !name.endsWith("-quick.json") && !name.endsWith("-partial.json"));
   const chosen = full[full.length - 1] ?? files[files.length - 1];
   return chosen ? resolve(dir, chosen) : undefined;
+}
+
+/**
+ * Keeps a bench mode's results (serving, real-node, warm-pool) as bench/results/<kind>-<stamp>.json, the newest of
+ * which its BENCHMARKS.md section is made from, and regenerates BENCHMARKS.md.
+ */
+export function saveResults(repo: string, kind: string, stamp: string, results: unknown): void {
+  const dir = resolve(repo, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  const file = resolve(dir, `${kind}-${stamp}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+  console.log(`wrote ${relative(repo, file)}`);
+  writeReport(repo);
 }
 
 /** Regenerates BENCHMARKS.md and latest.svg from `file` (default: {@link latestResults}); returns the paths written. */

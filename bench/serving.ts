@@ -11,8 +11,7 @@
  * Then, at zero, what Serving itself costs idle: its pods' RSS and CPU over 30 s (knative-serving, kourier-system).
  * Writes bench/results/serving-<date>.json; BENCHMARKS.md's "Knative Serving" section comes from the newest one.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, relative, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { cpuSeconds, rssMiB, sleep } from "./lib/cluster.ts";
@@ -20,7 +19,7 @@ import { machine } from "./lib/facts.ts";
 import { percentile, round, summarize } from "./lib/stats.ts";
 import { containerPids } from "../test/support/real-node.ts";
 import { donePods, revisionPods, sendPending, type ServingFlow, startServingFlow, waitForZero } from "../test/support/serving.ts";
-import { writeReport } from "./report.ts";
+import { saveResults } from "./report.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({ options: { zero: { type: "string", default: "8" }, warm: { type: "string", default: "30" } } });
@@ -74,13 +73,8 @@ try {
     idle,
     samples: { zero: zero.map((s) => [round(s.accepted, 0), round(s.done, 0)]), warm: warm.map((s) => [round(s.accepted, 0), round(s.done, 0)]) },
   };
-  const dir = resolve(repo, "bench/results");
-  mkdirSync(dir, { recursive: true });
-  const file = resolve(dir, `serving-${stamp}.json`);
-  writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
-  console.log(`wrote ${relative(repo, file)}`);
   console.log(JSON.stringify({ zero: results.zero, warm: results.warm }, null, 1));
-  writeReport(repo);
+  saveResults(repo, "serving", stamp, results);
 } finally {
   await flow.stop();
 }

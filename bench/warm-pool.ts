@@ -13,8 +13,7 @@
  * Writes bench/results/warm-pool-<date>.json; BENCHMARKS.md's "Warm pool" section comes from the newest one.
  */
 import "./lib/exe.ts";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { dirname, relative, resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CloudEvent, HTTP } from "cloudevents";
@@ -25,7 +24,7 @@ import { percentile, round, summarize } from "./lib/stats.ts";
 import { adminClient, getPodOrNull, listPods, routedNamespace } from "../test/support/cluster.ts";
 import { containerPids, routeNamespace } from "../test/support/real-node.ts";
 import { type RunningService, startController, startService } from "../test/support/service.ts";
-import { writeReport } from "./report.ts";
+import { saveResults } from "./report.ts";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const { values: flags } = parseArgs({ options: { pool: { type: "string", default: "16" }, rounds: { type: "string", default: "20" } } });
@@ -165,13 +164,8 @@ try {
     apiPerEvent: api,
     idle,
   };
-  const dir = resolve(repo, "bench/results");
-  mkdirSync(dir, { recursive: true });
-  const file = resolve(dir, `warm-pool-${stamp}.json`);
-  writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
-  console.log(`wrote ${relative(repo, file)}`);
   console.log(JSON.stringify({ warm: results.warm, cold: results.cold, api, refill: results.refill }, null, 1));
-  writeReport(repo);
+  saveResults(repo, "warm-pool", stamp, results);
 } finally {
   await Promise.all([...services, coldService, controller].map((process) => process.stop()));
   await namespace.remove();
