@@ -140,6 +140,11 @@ export function clientSettings(config: Config): { pod: ClientPodSettings; rules:
 }
 
 /** Result of reading the command line: run with a config, or print help. */
+/** Whether `--warm-pool` names any gateway: the pool's watches, permissions and template are needed only then. */
+export function hasWarmPool(config: Config): boolean {
+  return Object.keys(config["warm-pool"]).length > 0;
+}
+
 export type ConfigResult = { help: string } | { config: Config };
 
 /**

@@ -1,7 +1,7 @@
 import type { Hono } from "hono";
 import { createApp } from "./app.ts";
 import { senderAuth } from "./auth/sender-auth.ts";
-import { clientSettings, type Config } from "./config.ts";
+import { clientSettings, type Config, hasWarmPool } from "./config.ts";
 import { eventOutput } from "./events/sink.ts";
 import { createLifecycle } from "./lifecycle/lifecycle.ts";
 import type { KubeConnection } from "./kube/connect.ts";
@@ -102,7 +102,7 @@ export async function createService(
  * another template hash than this service's are never handed out: during a template rollout, that is a miss.
  */
 function warmPool(config: Config, kube: KubeConnection["kube"], provisioner: ProvisionerOptions, metrics: Metrics, log: Logger) {
-  if (Object.keys(config["warm-pool"]).length === 0) return undefined;
+  if (!hasWarmPool(config)) return undefined;
   const hash = templateHash(provisioner.pod);
   const rules = { sidecarContainer: config["gateway-sidecar-container"], routingInitContainer: config["routing-init-container"] };
   const claimable = (pod: Parameters<typeof isClaimable>[0]) => isClaimable(pod, hash, rules);
@@ -119,7 +119,7 @@ export function serviceNeeds(config: Config): Permission[] {
     ...podPermissions(namespace, ["create", "get", "patch", "delete"], "pending and release events"),
     ...podPermissions(namespace, ["list"], "GET /clients"),
     ...podPermissions(namespace, ["watch"], "GET /clients/watch (the clients page)"),
-    ...(Object.keys(config["warm-pool"]).length > 0 ? leasePermissions(namespace, ["get", "create", "update"], "--warm-pool (claims)") : []),
+    ...(hasWarmPool(config) ? leasePermissions(namespace, ["get", "create", "update"], "--warm-pool (claims)") : []),
     ...(config["max-clients-per-gateway"] > 0
       ? leasePermissions(namespace, ["get", "list", "create", "update", "delete"], "--max-clients-per-gateway")
       : []),

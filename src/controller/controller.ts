@@ -5,7 +5,7 @@
  * A new leader resumes from what the pods record (their annotation and finalizer), not from memory.
  */
 import { Hono } from "hono";
-import { clientSettings, type Config } from "../config.ts";
+import { clientSettings, type Config, hasWarmPool } from "../config.ts";
 import { eventOutput } from "../events/sink.ts";
 import { leasePermissions, type Permission, podPermissions, requirePermissions } from "../kube/access.ts";
 import { fenced } from "../kube/fence.ts";
@@ -56,7 +56,7 @@ export async function createController(
   const identity = `${env.POD_NAME || env.HOSTNAME || "controller"}-${crypto.randomUUID().slice(0, 8)}`;
   let leading = false;
   const metrics = new Metrics();
-  const pooled = Object.keys(config["warm-pool"]).length > 0;
+  const pooled = hasWarmPool(config);
   const provisioner: ProvisionerOptions = provisionerOptions(config, kube);
   if (pooled && clientPodTemplate !== undefined) {
     provisioner.pod.template = await loadPodTemplate(config["client-pod-template"], clientPodTemplate, provisioner.pod);
@@ -136,8 +136,8 @@ export function controllerNeeds(config: Config): Permission[] {
   return [
     ...leasePermissions(namespace, ["get", "create", "update"], "leader election"),
     ...podPermissions(namespace, ["list", "watch", "delete"], "the sweep of abandoned gated pods"),
-    ...(Object.keys(config["warm-pool"]).length > 0 ? podPermissions(namespace, ["create", "get", "patch"], "--warm-pool (members)") : []),
-    ...(Object.keys(config["warm-pool"]).length > 0 && config["max-clients-per-gateway"] > 0
+    ...(hasWarmPool(config) ? podPermissions(namespace, ["create", "get", "patch"], "--warm-pool (members)") : []),
+    ...(hasWarmPool(config) && config["max-clients-per-gateway"] > 0
       ? leasePermissions(namespace, ["list", "delete"], "--warm-pool with --max-clients-per-gateway (members' capacity slots)")
       : []),
     ...(config["client-lifecycle-events"] ? podPermissions(namespace, ["get", "patch"], "--client-lifecycle-events (finalizer, records)") : []),

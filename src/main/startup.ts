@@ -1,4 +1,4 @@
-import { type Config, loadConfig } from "../config.ts";
+import { type Config, hasWarmPool, loadConfig } from "../config.ts";
 import { readFile } from "node:fs/promises";
 import process from "node:process";
 import { connectKube } from "../kube/connect.ts";
@@ -47,7 +47,7 @@ export async function startup(args: string[], env: Record<string, string | undef
     // The template is read (and its own rules checked) before Kubernetes is asked anything. The controller reads
     // it for --warm-pool: it makes the pool's members.
     const templateFile = config["client-pod-template"];
-    const template = templateFile && (!controller || Object.keys(config["warm-pool"]).length > 0) ? await readTemplate(templateFile) : undefined;
+    const template = templateFile && (!controller || hasWarmPool(config)) ? await readTemplate(templateFile) : undefined;
     const service: Service = controller
       ? await createController(config, await connection(), env, log, sinkToken, template)
       : await createService(config, await connection(), env, log, template, sinkToken);
